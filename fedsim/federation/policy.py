@@ -1,0 +1,283 @@
+"""Routing policies (spec §5) and the policy registry.
+
+A policy scores a :class:`RouteCandidate` for a request (higher is better) and decides its
+eligibility.  :class:`CompositePolicy` averages its members' already-weighted scores
+(Q-COMPOSITE-MEAN).  Register your own with :func:`register_policy`.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Optional, Protocol, runtime_checkable
+
+from .duration import NS_PER_MS, seconds
+from .fixes import NO_FIXES, Fixes
+from .types import HealthState, InferenceRequest, PrivacyLevel, RegionId, RouteCandidate
+
+
+@runtime_checkable
+class RoutingPolicy(Protocol):
+    """What the router needs from a policy."""
+
+    name: str
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float: ...
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool: ...
+
+
+class LatencyPolicy:
+    """Prefer low estimated latency; reject above ``max_latency`` (spec §5.1).
+
+    Scores on whole milliseconds; eligibility at full precision, so exactly ``max_latency``
+    is eligible with score 0 (Q-LATENCY-BOUNDARY)."""
+
+    name = "latency"
+    __slots__ = ("weight", "max_latency")
+
+    def __init__(self, weight: float = 1.0, max_latency: int = seconds(5)) -> None:
+        self.weight = weight
+        self.max_latency = max_latency
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
+        l = float(candidate.target.estimated_latency // NS_PER_MS)
+        m = float(self.max_latency // NS_PER_MS)
+        if l >= m:
+            return 0.0
+        return (1.0 - l / m) * self.weight
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
+        return candidate.target.estimated_latency <= self.max_latency
+
+    def __repr__(self) -> str:
+        return f"LatencyPolicy(weight={self.weight}, max_latency={self.max_latency})"
+
+
+class LocalityPolicy:
+    """Prefer same-region nodes (spec §5.2).
+
+    Reference: ``(0.5 + locality_score * same_region_boost) * weight``; router candidates
+    always carry locality 0.5 (Q-LOCALITY).  With ``locality_from_origin`` the router sets
+    locality 1.0 / 0.0 for same / other region than the request's origin, and this policy
+    scores them ``0.5 + same_region_boost`` / ``0.5 - cross_region_penalty`` (x weight)."""
+
+    name = "locality"
+    __slots__ = ("weight", "same_region_boost", "cross_region_penalty", "fixes")
+
+    def __init__(self, weight: float = 1.0, same_region_boost: float = 0.3,
+                 cross_region_penalty: float = 0.1, fixes: Fixes = NO_FIXES) -> None:
+        self.weight = weight
+        self.same_region_boost = same_region_boost
+        self.cross_region_penalty = cross_region_penalty
+        self.fixes = fixes
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
+        loc = candidate.scores.locality_score
+        if self.fixes.locality_from_origin and request.origin_region is not None:
+            if loc >= 1.0:
+                return (0.5 + self.same_region_boost) * self.weight
+            if loc <= 0.0:
+                return (0.5 - self.cross_region_penalty) * self.weight
+        return (0.5 + loc * self.same_region_boost) * self.weight
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"LocalityPolicy(weight={self.weight}, same_region_boost={self.same_region_boost})"
+
+
+class PrivacyPolicy:
+    """Only route to regions cleared for the request's privacy level (spec §5.3).
+    Unknown regions count as Internal; the score is always 1.0."""
+
+    name = "privacy"
+    __slots__ = ("region_privacy",)
+
+    def __init__(self, region_privacy: Optional[Mapping[str, PrivacyLevel]] = None) -> None:
+        self.region_privacy: dict[RegionId, PrivacyLevel] = {}
+        for region, level in (region_privacy or {}).items():
+            self.with_region(region, level)
+
+    def with_region(self, region: str, level: PrivacyLevel) -> "PrivacyPolicy":
+        self.region_privacy[RegionId(region)] = PrivacyLevel(level)
+        return self
+
+    def region_level(self, region: str) -> PrivacyLevel:
+        return self.region_privacy.get(region, PrivacyLevel.INTERNAL)
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
+        return 1.0
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
+        return self.region_privacy.get(candidate.target.region_id, PrivacyLevel.INTERNAL) \
+            >= request.qos.privacy
+
+    def __repr__(self) -> str:
+        return f"PrivacyPolicy({dict(self.region_privacy)!r})"
+
+
+def _clamp01(x: float) -> float:
+    # Like Rust's f64::clamp: NaN stays NaN (Q-NAN).
+    if x != x:
+        return x
+    return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
+
+
+class CostPolicy:
+    """Trade region cost against performance by the request's cost tolerance (spec §5.4).
+
+    Reference: tolerance <= 50 scores ``1 - region_cost``, >= 51 scores the candidate's
+    throughput score (always 0.0 in the reference, Q-COST).  With ``cost_bands``: with
+    c = 1 - region_cost and p = the candidate's latency score, tolerance 0-30 scores c,
+    31-50 ``0.75c + 0.25p``, 51-70 ``0.25c + 0.75p``, 71+ p (all x weight)."""
+
+    name = "cost"
+    __slots__ = ("weight", "region_costs", "fixes")
+
+    def __init__(self, weight: float = 1.0, region_costs: Optional[Mapping[str, float]] = None,
+                 fixes: Fixes = NO_FIXES) -> None:
+        self.weight = weight
+        self.region_costs: dict[RegionId, float] = {}
+        self.fixes = fixes
+        for region, cost in (region_costs or {}).items():
+            self.with_region_cost(region, cost)
+
+    def with_region_cost(self, region: str, cost: float) -> "CostPolicy":
+        self.region_costs[RegionId(region)] = _clamp01(float(cost))
+        return self
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
+        tol = request.qos.cost_tolerance
+        cost = self.region_costs.get(candidate.target.region_id, 0.5)
+        if self.fixes.cost_bands:
+            cheap = 1.0 - cost
+            perf = candidate.scores.latency_score
+            if tol <= 30:
+                s = cheap
+            elif tol <= 50:
+                s = 0.75 * cheap + 0.25 * perf
+            elif tol <= 70:
+                s = 0.25 * cheap + 0.75 * perf
+            else:
+                s = perf
+            return s * self.weight
+        if tol / 100.0 > 0.5:
+            return candidate.scores.throughput_score * self.weight
+        return (1.0 - cost) * self.weight
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
+        return True
+
+    def __repr__(self) -> str:
+        return f"CostPolicy(weight={self.weight}, region_costs={dict(self.region_costs)!r})"
+
+
+class HealthPolicy:
+    """Prefer healthy nodes; reject health score 0 (spec §5.5).
+
+    Reference: ``health_score * weight`` (1.0 / 0.5 / 0.3 for Healthy / Degraded / Unknown),
+    ignoring ``healthy_score`` and ``degraded_score`` (Q-HEALTH-POLICY).  With
+    ``health_policy_scores`` a Healthy candidate scores ``healthy_score * weight`` and a
+    Degraded one ``degraded_score * weight``; others keep ``health_score * weight``."""
+
+    name = "health"
+    __slots__ = ("weight", "healthy_score", "degraded_score", "fixes")
+
+    def __init__(self, weight: float = 2.0, healthy_score: float = 1.0,
+                 degraded_score: float = 0.3, fixes: Fixes = NO_FIXES) -> None:
+        self.weight = weight
+        self.healthy_score = healthy_score
+        self.degraded_score = degraded_score
+        self.fixes = fixes
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
+        if self.fixes.health_policy_scores:
+            state = candidate.health_state
+            if state is HealthState.HEALTHY:
+                return self.healthy_score * self.weight
+            if state is HealthState.DEGRADED:
+                return self.degraded_score * self.weight
+        return candidate.scores.health_score * self.weight
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
+        return candidate.scores.health_score > 0.0
+
+    def __repr__(self) -> str:
+        return f"HealthPolicy(weight={self.weight})"
+
+
+class CompositePolicy:
+    """Mean of member scores; eligible when every member is (spec §5.6).
+
+    ``CompositePolicy()`` is empty (score 1.0, always eligible), like the reference's
+    ``new()``; :meth:`enterprise_default` is the reference's ``Default``."""
+
+    name = "composite"
+    __slots__ = ("policies",)
+
+    def __init__(self, policies: Optional[Iterable[RoutingPolicy]] = None) -> None:
+        self.policies: list[RoutingPolicy] = list(policies or [])
+
+    @classmethod
+    def enterprise_default(cls, fixes: Fixes = NO_FIXES) -> "CompositePolicy":
+        """[Health, Latency, Privacy, Locality, Cost], all with defaults (and ``fixes``)."""
+        return cls([HealthPolicy(fixes=fixes), LatencyPolicy(), PrivacyPolicy(),
+                    LocalityPolicy(fixes=fixes), CostPolicy(fixes=fixes)])
+
+    def with_policy(self, policy: RoutingPolicy) -> "CompositePolicy":
+        self.policies.append(policy)
+        return self
+
+    def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
+        if not self.policies:
+            return 1.0
+        total = 0.0
+        for p in self.policies:
+            total += p.score(candidate, request)
+        return total / len(self.policies)
+
+    def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
+        for p in self.policies:
+            if not p.is_eligible(candidate, request):
+                return False
+        return True
+
+    def __repr__(self) -> str:
+        return f"CompositePolicy({self.policies!r})"
+
+
+# --------------------------------------------------------------------------- registry
+
+PolicyFactory = Callable[..., RoutingPolicy]
+
+POLICIES: dict[str, tuple[PolicyFactory, str]] = {}
+
+
+def register_policy(name: str, factory: PolicyFactory, description: str = "",
+                    *, replace: bool = False) -> None:
+    """Make a policy constructible by name (scenario files, the CLI)."""
+    if name in POLICIES and not replace:
+        raise ValueError(f"a policy named {name!r} is already registered")
+    POLICIES[name] = (factory, description)
+
+
+def make_policy(name: str, **kwargs) -> RoutingPolicy:
+    try:
+        factory, _ = POLICIES[name]
+    except KeyError:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(POLICIES), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown policy {name!r}{hint} Known: {', '.join(POLICIES)}") from None
+    return factory(**kwargs)
+
+
+register_policy("latency", LatencyPolicy, "prefer low estimated latency, reject above max_latency")
+register_policy("locality", LocalityPolicy, "prefer same-region nodes")
+register_policy("privacy", PrivacyPolicy, "only regions cleared for the request's privacy level")
+register_policy("cost", CostPolicy, "trade region cost against performance by cost tolerance")
+register_policy("health", HealthPolicy, "prefer healthy nodes, reject health score 0")
+register_policy("composite", CompositePolicy, "mean of member policies")
+register_policy("enterprise_default", CompositePolicy.enterprise_default,
+                "the reference default: health, latency, privacy, locality, cost")
