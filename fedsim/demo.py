@@ -71,6 +71,7 @@ class VariantResult:
     latency_p99_ms: float
     share_by_node: dict
     sent_to_down_node: int
+    outage_node_share_after: float
 
 
 def _percentile(sorted_values: list[float], q: float) -> float:
@@ -114,7 +115,7 @@ def run_variant(variant: Variant, requests: int = 3000, seed: int = 7,
                                                     attempts.get(ev.request.request_id, 0) + 1)
     latencies: list[float] = []
     served: dict[str, int] = {n: 0 for n in NODES}
-    ok = 0
+    ok = ok_after = outage_node_after = 0
     for i in range(requests):
         clock.advance(int(arrivals.expovariate(rate_per_s) * 1e9))
         start = clock.now_ns()
@@ -125,6 +126,9 @@ def run_variant(variant: Variant, requests: int = 3000, seed: int = 7,
             continue
         ok += 1
         served[str(resp.served_by)] += 1
+        if start >= down_to:
+            ok_after += 1
+            outage_node_after += resp.served_by == OUTAGE_NODE
         latencies.append((clock.now_ns() - start) / 1e6)
     latencies.sort()
     return VariantResult(
@@ -134,6 +138,7 @@ def run_variant(variant: Variant, requests: int = 3000, seed: int = 7,
         latency_p50_ms=_percentile(latencies, 0.50), latency_p99_ms=_percentile(latencies, 0.99),
         share_by_node={n: c / max(ok, 1) for n, c in served.items()},
         sent_to_down_node=sent_to_down,
+        outage_node_share_after=outage_node_after / max(ok_after, 1),
     )
 
 
@@ -142,12 +147,17 @@ def run_demo(out_dir: Optional[Path] = None, requests: int = 3000, seed: int = 7
     results = [run_variant(v, requests=requests, seed=seed) for v in variants]
     echo(f"fedsim router demo: {requests} requests at 10/s over {len(NODES)} nodes in 3 regions; "
          f"{OUTAGE_NODE} down from 60 s to 180 s (seed {seed})\n")
-    header = f"{'variant':<28} {'success':>8} {'attempts':>9} {'p50 ms':>8} {'p99 ms':>8} {'to down node':>13}"
+    header = (f"{'variant':<28} {'success':>8} {'attempts':>9} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'sent to down':>13} {'back after':>11}")
     echo(header)
     echo("-" * len(header))
     for r in results:
         echo(f"{r.name:<28} {r.success_rate:>8.2%} {r.mean_attempts:>9.3f} {r.latency_p50_ms:>8.1f} "
-             f"{r.latency_p99_ms:>8.1f} {r.sent_to_down_node:>13}")
+             f"{r.latency_p99_ms:>8.1f} {r.sent_to_down_node:>13} {r.outage_node_share_after:>11.1%}")
+    echo(f"\nattempts: mean attempts per request; latency: end to end, backoff included;\n"
+         f"sent to down: attempts sent to {OUTAGE_NODE} during its outage;\n"
+         f"back after: share of requests {OUTAGE_NODE} served after the outage ended "
+         f"(0% = never back in rotation, spec Q-NORECOVER)")
     echo("\nshare of successful requests by node:")
     echo(f"{'variant':<28} " + " ".join(f"{n:>10}" for n in NODES))
     for r in results:
