@@ -166,6 +166,8 @@ class CircuitBreaker:
         rec = self._records.get(node_id)
         if rec is None:
             rec = self._records[NodeId(node_id)] = CircuitRecord()
+        elif self.fixes.eager_half_open:  # an event after the deadline meets a HalfOpen circuit
+            self._eager_check(node_id, rec, self.clock.now_ns())
         state = rec.state
         if state is HALF_OPEN:
             rec.successes_in_half_open += 1
@@ -183,9 +185,11 @@ class CircuitBreaker:
 
     def record_failure(self, node_id: str) -> None:
         rec = self._records.get(node_id)
+        now = self.clock.now_ns()
         if rec is None:
             rec = self._records[NodeId(node_id)] = CircuitRecord()
-        now = self.clock.now_ns()
+        elif self.fixes.eager_half_open:
+            self._eager_check(node_id, rec, now)
         rec.failures += 1
         rec.last_failure = now
         state = rec.state

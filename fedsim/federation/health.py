@@ -62,6 +62,8 @@ class ProbeResult:
 
 
 Prober = Callable[[NodeId], Union[ProbeResult, bool]]
+HealthListener = Callable[[NodeId, HealthState, HealthState, int], None]
+"""Called as ``listener(node, old_status, new_status, now_ns)`` when a status changes."""
 
 
 class _NodeState:
@@ -100,6 +102,7 @@ class HealthChecker:
         self._monitoring = False
         self._probe_interval = self.config.check_interval
         self._next_probe: Optional[int] = None
+        self.on_transition: Optional[HealthListener] = None
         self.version = 0
         """Incremented whenever anything the router reads (status, p50) may have changed."""
 
@@ -141,11 +144,14 @@ class HealthChecker:
             self._observe(st, latency, tokens, now)
         h.last_check = now
         cfg = self.config
+        old = h.status
         if latency > cfg.degraded_latency:
             h.status = HealthState.DEGRADED
         elif st.consecutive_successes >= cfg.recovery_threshold:
             h.status = HealthState.HEALTHY
         self.version += 1
+        if h.status is not old and self.on_transition is not None:
+            self.on_transition(h.node_id, old, h.status, now)
 
     def report_failure(self, node_id: str) -> None:
         """A request (or probe) on ``node_id`` failed (spec §3.5)."""
@@ -154,12 +160,16 @@ class HealthChecker:
             return
         st.consecutive_successes = 0
         st.consecutive_failures += 1
-        st.health.last_check = self.clock.now_ns()
+        h = st.health
+        now = h.last_check = self.clock.now_ns()
+        old = h.status
         if st.consecutive_failures >= self.config.failure_threshold:
-            st.health.status = HealthState.UNHEALTHY
+            h.status = HealthState.UNHEALTHY
         else:
-            st.health.status = HealthState.DEGRADED
+            h.status = HealthState.DEGRADED
         self.version += 1
+        if h.status is not old and self.on_transition is not None:
+            self.on_transition(h.node_id, old, h.status, now)
 
     def _observe(self, st: _NodeState, latency: int, tokens: Optional[int], now: int) -> None:
         st.window.append(latency)
@@ -198,20 +208,24 @@ class HealthChecker:
 
     # ------------------------------------------------------------------ queries
     def get_cached_health(self, node_id: str) -> Optional[NodeHealth]:
-        st = self._nodes.get(node_id)
-        return None if st is None else st.health.copy()
+        h = self.peek(node_id)
+        return None if h is None else h.copy()
 
     def peek(self, node_id: str) -> Optional[NodeHealth]:
         """The live record, not a copy (read-only use on hot paths)."""
         st = self._nodes.get(node_id)
-        return None if st is None else st.health
+        if st is None:
+            return None
+        if st.tokens:  # real_health_metrics: age the throughput window on every read
+            self._refresh_throughput(st, self.clock.now_ns())
+        return st.health
 
     def check_node(self, node_id: str) -> NodeHealth:
         """The cached record; no probe is made (spec §3.7).  Unknown node: NodeUnreachable."""
-        st = self._nodes.get(node_id)
-        if st is None:
+        h = self.peek(node_id)
+        if h is None:
             raise NodeUnreachable(node_id)
-        return st.health.copy()
+        return h.copy()
 
     def counters(self, node_id: str) -> Optional[tuple[int, int]]:
         """(consecutive_failures, consecutive_successes), or None if unregistered."""
