@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import routing  # noqa: E402
+import world  # noqa: E402
 
 
 def machine() -> dict:
@@ -42,10 +43,18 @@ def main(argv=None) -> int:
     for r in rows:
         print(f"{r['nodes']:>6} {r['decisions_per_s']:>12,.0f} {r['us_per_decision']:>12.1f} "
               f"{r['us_per_decision'] / base:>10.1f}x")
+    sim = world.run_benchmark(duration=60.0 if args.quick else 300.0)
+    print("\nwhole-stack simulation vs bare SimPy M/M/c (16 servers, Poisson 160/s, exp. service 50 ms)")
+    print(f"{'model':<28} {'requests':>9} {'wall s':>8} {'sim req/s':>10}")
+    for label, key in (("fedsim world (reference)", "whole_stack"), ("bare SimPy M/M/c", "bare_simpy_mmc")):
+        r = sim[key]
+        print(f"{label:<28} {r['requests']:>9,} {r['seconds']:>8.2f} {r['requests_per_s']:>10,.0f}")
+    print(f"ratio (fedsim / bare): {sim['ratio']:.2f}")
     report = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": machine(),
         "routing": rows,
+        "world": sim,
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

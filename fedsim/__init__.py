@@ -1,7 +1,16 @@
 """fedsim: discrete-event simulation and benchmarking of federated model-inference routing.
 
-The routing logic lives in :mod:`fedsim.federation`, a faithful, dependency-free Python
-implementation of the APR Federation router (apr-cli 0.30).
+* :mod:`fedsim.federation` — a faithful, dependency-free Python implementation of the APR
+  Federation router (apr-cli 0.30).
+* :mod:`fedsim.world` — the SimPy world (regions, nodes, network, workloads, faults) that
+  drives it; ``fedsim.run(scenario, seed=None)`` runs one scenario.
 """
 
 __version__ = "0.1.0"
+
+
+def run(scenario, seed=None):
+    """Simulate a :class:`fedsim.world.Scenario` and return its :class:`fedsim.world.Result`."""
+    from .world import run as _run
+
+    return _run(scenario, seed)

@@ -1,0 +1,255 @@
+"""A gateway replica: the real router and retry loop, driven in simulated time.
+
+Each replica owns its catalog view, health checker, circuit breaker and router, so replicas
+see different, stale views of the nodes, as in production.  Requests run through
+``FederationGateway.infer_steps`` (the same retry loop as the synchronous ``infer``); this
+driver turns its ``Execute`` steps into the network hop, queueing and service at the node and
+the hop back, and its ``Sleep`` steps into simulated backoff.  With ``inference_timeout`` the
+attempt races a timer; with ``active_probes`` a process probes every node each interval.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import simpy
+
+from ..federation import (
+    CircuitBreaker,
+    CircuitBreakerConfig,
+    CompositePolicy,
+    CostPolicy,
+    Execute,
+    Failure,
+    FederationError,
+    FederationGateway,
+    GatewayConfig,
+    HealthChecker,
+    HealthConfig,
+    InferenceResponse,
+    InternalError,
+    ModelCatalog,
+    NodeUnreachable,
+    PrivacyPolicy,
+    ProbeResult,
+    Router,
+    RouterConfig,
+    Success,
+    Timeout,
+    make_policy,
+)
+from ..federation.types import Capability
+from .clock import SimClock, ns
+from .node import ERROR_FAULT, QUEUE_FULL, Node
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .simulation import World
+
+_NODE_ERRORS = {
+    "crashed": lambda n: NodeUnreachable(n),
+    "crashed_in_flight": lambda n: NodeUnreachable(n),
+    "partitioned": lambda n: NodeUnreachable(n),
+    QUEUE_FULL: lambda n: InternalError(f"node {n} queue full"),
+    ERROR_FAULT: lambda n: InternalError(f"inference failed on {n}"),
+}
+
+
+def build_policy(spec, world: "World", fixes):
+    """The router policy of a scenario (see RouterSpec.policy)."""
+    if spec == "reference":
+        return CompositePolicy.enterprise_default(fixes)
+    if spec == "enterprise":
+        policy = CompositePolicy.enterprise_default(fixes)
+        for p in policy.policies:
+            if isinstance(p, PrivacyPolicy):
+                for r in world.scenario.regions:
+                    p.with_region(r.id, r.privacy)
+            elif isinstance(p, CostPolicy):
+                for r in world.scenario.regions:
+                    p.with_region_cost(r.id, r.cost)
+        return policy
+    members = []
+    for item in spec:
+        params = dict(item)
+        kind = params.pop("kind")
+        if kind in ("locality", "cost", "health") and "fixes" not in params:
+            params["fixes"] = fixes
+        if kind == "privacy" and params.get("regions", None) == "scenario":
+            params.pop("regions")
+            params["region_privacy"] = {r.id: r.privacy for r in world.scenario.regions}
+        if kind == "cost" and params.get("region_costs", None) == "scenario":
+            params["region_costs"] = {r.id: r.cost for r in world.scenario.regions}
+        if kind in ("latency",) and "max_latency" in params:
+            params["max_latency"] = ns(params["max_latency"])
+        members.append(make_policy(kind, **params))
+    return CompositePolicy(members)
+
+
+class GatewayReplica:
+    def __init__(self, world: "World", name: str, region: str, index: int) -> None:
+        self.world = world
+        self.env = world.env
+        self.name = name
+        self.region = region
+        sc = world.scenario
+        rs = sc.router
+        fixes = rs.fix_set()
+        self.fixes = fixes
+        self.clock = SimClock(world.env)
+        h = rs.health
+        self.health = HealthChecker(
+            HealthConfig(ns(h.check_interval), ns(h.probe_timeout), h.failure_threshold,
+                         h.recovery_threshold, ns(h.degraded_latency)),
+            self.clock, fixes)
+        b = rs.breaker
+        self.breaker = CircuitBreaker(
+            CircuitBreakerConfig(b.failure_threshold, ns(b.reset_timeout), b.half_open_successes),
+            self.clock, fixes)
+        self.catalog = ModelCatalog()
+        seed = world.streams.rng("router-seed", name).getrandbits(63)
+        self.router = Router(RouterConfig(rs.max_candidates, rs.min_score, rs.strategy, seed),
+                             self.catalog, self.health, self.breaker,
+                             policy=build_policy(rs.policy, world, fixes), clock=self.clock,
+                             fixes=fixes)
+        g = rs.gateway
+        self.gateway = FederationGateway(
+            GatewayConfig(g.max_retries, ns(g.inference_timeout), True, ns(g.backoff_base),
+                          ns(g.backoff_cap), seed),
+            self.router, clock=self.clock, fixes=fixes)
+        self.gateway.on_attempt = self._on_attempt
+        for grp in sc.nodes:
+            for node_id in grp.node_ids():
+                for m in grp.models:
+                    self.catalog.register(m.model, node_id, grp.region,
+                                          [Capability.parse(c) for c in m.capabilities])
+                if grp.register_health:
+                    self.health.register_node(node_id)
+        rec = world.recorder
+        self.health.on_transition = lambda n, a, b, t: rec.event(
+            t, "health", self.name, str(n), a.debug_name, b.debug_name)
+        self.breaker.on_transition = lambda n, a, b, t: rec.event(
+            t, "circuit", self.name, str(n), a.debug_name, b.debug_name)
+        self._current: Optional[object] = None
+        if fixes.active_probes:
+            self.health.start_monitoring(ns(h.check_interval))
+            self.env.process(self._probe_loop())
+
+    # ------------------------------------------------------------------ requests
+    def handle(self, req):
+        """Process: one request through the retry loop; records it when done."""
+        world = self.world
+        steps = self.gateway.infer_steps(req.request)
+        self._current = req
+        try:
+            step = next(steps)
+            while True:
+                if type(step) is Execute:
+                    outcome = yield from self._execute(step, req)
+                    self._current = req
+                    step = steps.send(outcome)
+                else:
+                    if step.duration > 0:
+                        if req.last_attempt_row >= 0:
+                            world.recorder.attempts.set(req.last_attempt_row, "backoff",
+                                                        step.duration / 1e9)
+                        yield self.env.timeout(step.duration)
+                    self._current = req
+                    step = next(steps)
+        except StopIteration:
+            world.finish(req, "success", None)
+        except FederationError as err:
+            world.finish(req, "failed", err)
+
+    def _on_attempt(self, ev) -> None:
+        req = self._current
+        req.attempts += 1
+        err = ev.error
+        detail = req.fail_reason if ev.kind == "failure" else None
+        req.fail_reason = None
+        req.last_attempt_row = self.world.recorder.attempt(
+            req, ev.attempt, ev.kind, None if ev.node_id is None else str(ev.node_id),
+            None if err is None else _error_type(err), detail, ev.start, ev.end)
+
+    def _execute(self, step: Execute, req):
+        """Run one attempt; only a result the retry loop actually uses touches ``req``."""
+        if step.timeout is None:
+            outcome, detail = yield from self._attempt(step, req)
+        else:
+            proc = self.env.process(self._attempt(step, req))
+            timer = self.env.timeout(step.timeout)
+            yield proc | timer
+            if not proc.triggered:  # the attempt goes on at the node; its answer is dropped
+                req.fail_reason = "timeout"
+                return Failure(Timeout(step.timeout), step.timeout)
+            outcome, detail = proc.value
+        if type(outcome) is Success:
+            (req.node, req.region, req.queue_wait, req.service, req.network, ttft) = detail
+            if ttft is not None:
+                req.ttft = ttft
+        else:
+            req.fail_reason = detail
+        return outcome
+
+    def _attempt(self, step: Execute, req):
+        """Network hop, queue and service at the node, hop back.
+
+        Returns (Outcome, detail): on success the timing detail, on failure the reason."""
+        world = self.world
+        env = self.env
+        node: Node = world.nodes[step.target.node_id]
+        net = world.network
+        key, attempt = req.key, step.attempt
+        start = env.now
+        if net.is_partitioned(self.region, node.region):
+            yield env.timeout(net.partition_timeout_ns)
+            return Failure(NodeUnreachable(node.node_id), env.now - start), "partitioned"
+        streams = world.streams
+        out = net.one_way(self.region, node.region, streams.uniform("jitter", key, 2 * attempt))
+        yield env.timeout(out)
+        res = yield from node.serve(req.capability.key, streams.uniform("service", key, attempt),
+                                    streams.uniform("error", key, attempt), req.input_tokens,
+                                    req.output_tokens)
+        back = net.one_way(node.region, self.region, streams.uniform("jitter", key, 2 * attempt + 1))
+        yield env.timeout(back)
+        elapsed = env.now - start
+        if not res.ok:
+            return Failure(_NODE_ERRORS[res.reason](node.node_id), elapsed), res.reason
+        ttft = None
+        if res.ttft is not None:
+            ttft = (start - req.arrival) + out + res.queue_wait + res.ttft + back
+        detail = (node.node_id, node.region, res.queue_wait, res.service, out + back, ttft)
+        return Success(InferenceResponse(b"", node.node_id, elapsed, req.output_tokens), elapsed), detail
+
+    # ------------------------------------------------------------------ probes
+    def _probe_loop(self):
+        env = self.env
+        interval = self.health.probe_interval
+        while True:
+            yield env.timeout(interval)
+            if not self.health.is_monitoring():
+                return
+            for node_id in self.health.nodes():
+                node = self.world.nodes.get(node_id)
+                if node is not None:
+                    env.process(self._probe(node))
+
+    def _probe(self, node: Node):
+        env, net = self.env, self.world.network
+        timeout = self.health.config.probe_timeout
+        start = env.now
+        if net.is_partitioned(self.region, node.region):
+            yield env.timeout(min(net.partition_timeout_ns, timeout))
+            self.health.apply_probe(node.node_id, ProbeResult(False, env.now - start))
+            return
+        rtt = net.one_way(self.region, node.region) + net.one_way(node.region, self.region)
+        if node.hung and not node.crashed:
+            yield env.timeout(timeout)
+            self.health.apply_probe(node.node_id, ProbeResult(False, timeout))
+            return
+        yield env.timeout(min(rtt, timeout))
+        ok = node.up and rtt <= timeout
+        self.health.apply_probe(node.node_id, ProbeResult(ok, env.now - start))
+
+
+def _error_type(err: FederationError) -> str:
+    return err.variant

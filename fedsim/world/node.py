@@ -1,0 +1,182 @@
+"""A GPU node: concurrent service slots, a bounded FIFO queue, service models and faults.
+
+A request arriving at the node is refused at once while the node is crashed, rejected at
+once when ``max_queue`` requests already wait, accepted and never answered while the node
+hangs, and otherwise queued FIFO until one of ``gpus x max_batch`` slots is free.  Its
+service time comes from the capability's service model (by inverse CDF of the request
+attempt's common-random-number uniform), scaled by ``slow / (speed x throttle)``.  A crash
+fails every request in the node (queued or in service) at that instant.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Optional
+
+import simpy
+
+from .clock import ns
+from .service import ServiceModel
+
+# Why an attempt failed at the node (recorded in the attempts table).
+REFUSED = "crashed"
+QUEUE_FULL = "queue_full"
+CRASHED_IN_FLIGHT = "crashed_in_flight"
+ERROR_FAULT = "error_fault"
+
+
+@dataclass(slots=True)
+class NodeOutcome:
+    """What happened to one request at the node (times in ns)."""
+
+    ok: bool
+    reason: Optional[str] = None
+    queue_wait: int = 0
+    service: int = 0
+    ttft: Optional[int] = None
+    tpot: Optional[int] = None
+
+
+class Node:
+    """Live state and behaviour of one node."""
+
+    def __init__(self, env: simpy.Environment, node_id: str, region: str, gpus: int,
+                 max_batch: int, max_queue: Optional[int], speed: float,
+                 services: dict[str, ServiceModel]) -> None:
+        self.env = env
+        self.node_id = node_id
+        self.region = region
+        self.gpus = gpus
+        self.max_batch = max_batch
+        self.slots = gpus * max_batch
+        self.max_queue = max_queue
+        self.speed = speed
+        self.services = services
+        self._fallback = services.get("*")
+        self.waiting: deque[simpy.Event] = deque()
+        self.running = 0
+        self.in_flight = 0
+        self._active: dict[simpy.Process, None] = {}  # insertion order: deterministic crash order
+        # faults (counters so overlapping faults compose)
+        self.crashed = 0
+        self.hung = 0
+        self.slow = 1.0
+        self.throttle = 1.0
+        self.error_rates: list[float] = []
+        # time-weighted busy GPUs
+        self._busy_area = 0.0
+        self._last_t = 0
+        self.served = 0
+
+    # ------------------------------------------------------------------ state
+    @property
+    def busy_gpus(self) -> int:
+        return min(self.gpus, math.ceil(self.running / self.max_batch)) if self.max_batch > 1 \
+            else self.running
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self.waiting)
+
+    @property
+    def up(self) -> bool:
+        return self.crashed == 0
+
+    @property
+    def error_rate(self) -> float:
+        return max(self.error_rates, default=0.0)
+
+    def _account(self) -> None:
+        now = self.env.now
+        self._busy_area += self.busy_gpus * (now - self._last_t)
+        self._last_t = now
+
+    def busy_area(self) -> float:
+        """Integral of busy GPUs over time (GPU x ns) up to now."""
+        self._account()
+        return self._busy_area
+
+    def service_model(self, capability_key: str) -> ServiceModel:
+        model = self.services.get(capability_key, self._fallback)
+        if model is None:
+            raise KeyError(f"node {self.node_id} has no service model for {capability_key}")
+        return model
+
+    # ------------------------------------------------------------------ faults
+    def crash(self) -> None:
+        """Fail everything in the node now and refuse new arrivals until :meth:`restore`."""
+        self.crashed += 1
+        for proc in list(self._active):
+            if proc.is_alive:
+                proc.interrupt("crash")
+
+    def restore(self) -> None:
+        self.crashed = max(self.crashed - 1, 0)
+
+    # ------------------------------------------------------------------ service
+    def serve(self, capability_key: str, u: float, u_error: float, input_tokens: int,
+              output_tokens: int):
+        """Process body (use with ``yield from``) returning a NodeOutcome."""
+        env = self.env
+        if self.crashed:
+            return NodeOutcome(False, REFUSED)
+        if self.hung:
+            self.in_flight += 1
+            yield env.event()  # accepted, never answered
+        if self.max_queue is not None and self.running >= self.slots \
+                and len(self.waiting) >= self.max_queue:
+            return NodeOutcome(False, QUEUE_FULL)
+        proc = env.active_process
+        self.in_flight += 1
+        self._active[proc] = None
+        arrived = env.now
+        granted = None
+        try:
+            if self.running >= self.slots or self.waiting:
+                granted = env.event()
+                self.waiting.append(granted)
+                yield granted
+                granted = None
+            else:
+                self._account()
+                self.running += 1
+            started = env.now
+            st = self.service_model(capability_key).service(
+                u, input_tokens, output_tokens, (self.running - 1) // self.gpus)
+            scale = self.slow / (self.speed * self.throttle)
+            service = ns(st.total * scale)
+            yield env.timeout(service)
+        except simpy.Interrupt:
+            if granted is not None:  # still queued
+                try:
+                    self.waiting.remove(granted)
+                except ValueError:  # granted in the same instant: the slot is ours to free
+                    self._release()
+            else:
+                self._release()
+            return NodeOutcome(False, CRASHED_IN_FLIGHT, queue_wait=env.now - arrived)
+        finally:
+            self._active.pop(proc, None)
+            self.in_flight -= 1
+        self._release()
+        wait = started - arrived
+        if self.error_rates and u_error < self.error_rate:
+            return NodeOutcome(False, ERROR_FAULT, wait, service)
+        self.served += 1
+        ttft = None if st.ttft is None else ns(st.ttft * scale)
+        tpot = None if st.tpot is None else ns(st.tpot * scale)
+        return NodeOutcome(True, None, wait, service, ttft, tpot)
+
+    def _release(self) -> None:
+        """Free a slot and hand it to the next waiting request (running count unchanged)."""
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            self._account()
+            self.running -= 1
+
+    def __repr__(self) -> str:
+        return (f"Node({self.node_id!r}, region={self.region!r}, running={self.running}, "
+                f"queued={len(self.waiting)}, up={self.up})")

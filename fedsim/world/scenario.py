@@ -1,0 +1,348 @@
+"""The scenario model: everything a simulation run needs, validated (pydantic).
+
+Times are seconds (floats) and rates per second here; the YAML front end (``fedsim.scenario``)
+adds units.  Distribution, service-model and arrival specs are either objects or dicts with a
+``kind`` (see :mod:`.distributions`, :mod:`.service`, :mod:`.arrivals`).  Validation checks
+references between sections (regions, models, nodes, gateways) so a run never starts on a
+scenario that cannot mean anything.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ..federation import Capability, Fixes, PrivacyLevel
+
+PositiveFloat = float
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, validate_assignment=True)
+
+
+def _privacy(v: Any) -> PrivacyLevel:
+    if isinstance(v, str):
+        try:
+            return PrivacyLevel[v.upper()]
+        except KeyError:
+            raise ValueError(f"unknown privacy level {v!r}; expected one of public, internal, "
+                             "confidential, restricted") from None
+    return PrivacyLevel(v)
+
+
+class RegionSpec(_Model):
+    """A region: its privacy level and cost feed the router's PrivacyPolicy / CostPolicy;
+    ``traffic_share`` is the share of client traffic originating there (None: equal shares)."""
+
+    id: str
+    privacy: PrivacyLevel = PrivacyLevel.INTERNAL
+    cost: float = Field(0.5, ge=0.0, le=1.0)
+    traffic_share: Optional[float] = Field(None, ge=0.0)
+
+    _v_privacy = field_validator("privacy", mode="before")(lambda cls, v: _privacy(v))
+
+
+class NetworkSpec(_Model):
+    """Round-trip times in seconds.  ``rtt[a][b]`` is symmetric (giving one direction is
+    enough); unlisted cross-region pairs use ``default_rtt``.  ``jitter`` is added to each
+    one-way hop.  A partitioned hop fails after ``partition_timeout``."""
+
+    rtt: dict[str, dict[str, float]] = Field(default_factory=dict)
+    default_rtt: float = Field(0.05, ge=0.0)
+    intra_region_rtt: float = Field(0.001, ge=0.0)
+    jitter: Any = None
+    partition_timeout: float = Field(1.0, gt=0.0)
+
+    @field_validator("rtt")
+    @classmethod
+    def _non_negative(cls, v):
+        for a, row in v.items():
+            for b, x in row.items():
+                if x < 0:
+                    raise ValueError(f"rtt[{a}][{b}] must be >= 0, got {x}")
+        return v
+
+
+class DeployedModel(_Model):
+    model: str
+    capabilities: list[str]
+
+    @field_validator("capabilities")
+    @classmethod
+    def _caps(cls, v):
+        if not v:
+            raise ValueError("a deployed model needs at least one capability")
+        for c in v:
+            Capability.parse(c)
+        return v
+
+
+class NodeGroupSpec(_Model):
+    """``count`` identical nodes named ``name`` (count 1) or ``name-0 … name-(count-1)``.
+
+    ``service`` maps a capability key (``generate``, ``embed``, ``custom:x``) to a service
+    model spec; ``"*"`` is the fallback.  ``gpus`` concurrent service slots (times
+    ``max_batch`` for token models); arrivals beyond ``max_queue`` waiting are rejected."""
+
+    name: str
+    region: str
+    models: list[DeployedModel]
+    count: int = Field(1, ge=1)
+    gpus: int = Field(1, ge=1)
+    max_batch: int = Field(1, ge=1)
+    max_queue: Optional[int] = Field(None, ge=0)
+    speed: float = Field(1.0, gt=0.0)
+    service: dict[str, Any] = Field(default_factory=lambda: {"*": {"kind": "exponential", "mean": 0.05}})
+    register_health: bool = True
+
+    def node_ids(self) -> list[str]:
+        return [self.name] if self.count == 1 else [f"{self.name}-{i}" for i in range(self.count)]
+
+    @field_validator("models")
+    @classmethod
+    def _models(cls, v):
+        if not v:
+            raise ValueError("a node group needs at least one deployed model")
+        return v
+
+
+class GatewaySpec(_Model):
+    name: str
+    region: str
+
+
+class HealthSpec(_Model):
+    check_interval: float = Field(10.0, gt=0.0)
+    probe_timeout: float = Field(5.0, ge=0.0)
+    failure_threshold: int = Field(3, ge=0)
+    recovery_threshold: int = Field(2, ge=0)
+    degraded_latency: float = Field(1.0, ge=0.0)
+
+
+class BreakerSpec(_Model):
+    failure_threshold: int = Field(5, ge=0)
+    reset_timeout: float = Field(30.0, ge=0.0)
+    half_open_successes: int = Field(3, ge=0)
+
+
+class GatewayConfigSpec(_Model):
+    max_retries: int = Field(3, ge=0)
+    inference_timeout: float = Field(30.0, ge=0.0)
+    backoff_base: float = Field(0.1, ge=0.0)
+    backoff_cap: float = Field(1.0, ge=0.0)
+
+
+class RouterSpec(_Model):
+    """Router settings shared by every gateway replica.
+
+    ``policy``: ``"enterprise"`` (the reference default, with the scenario's region privacy
+    levels and costs filled into its PrivacyPolicy and CostPolicy), ``"reference"`` (the
+    enterprise default with no region data, exactly as shipped, Q-PRIVACY-DEFAULT), or a list
+    of ``{"kind": policy name, **params}`` averaged by a CompositePolicy."""
+
+    strategy: str = "least_latency"
+    fixes: Union[list[str], str] = Field(default_factory=list)
+    policy: Union[Literal["enterprise", "reference"], list[dict[str, Any]]] = "enterprise"
+    max_candidates: int = Field(10, ge=0)
+    min_score: float = 0.1
+    health: HealthSpec = Field(default_factory=HealthSpec)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec)
+    gateway: GatewayConfigSpec = Field(default_factory=GatewayConfigSpec)
+
+    @field_validator("fixes")
+    @classmethod
+    def _fixes(cls, v):
+        Fixes.of(v)
+        return v
+
+    @field_validator("strategy")
+    @classmethod
+    def _strategy(cls, v):
+        from ..federation.strategies import make_strategy
+
+        make_strategy(v)
+        return v
+
+    def fix_set(self) -> Fixes:
+        return Fixes.of(self.fixes)
+
+
+class WorkloadSpec(_Model):
+    """Open loop (``arrival``) or closed loop (``clients`` with ``think_time``).
+
+    Attribute specs are mixes (a value, or ``{value: probability}``) except token counts,
+    which are distribution specs (rounded, at least 1).  ``origin_region`` defaults to the
+    regions' traffic shares; ``gateway`` names the gateway to use (default: the one in the
+    origin region, else the first)."""
+
+    name: str = "workload"
+    arrival: Any = None
+    clients: Optional[int] = Field(None, ge=1)
+    think_time: Any = 0.0
+    capability: Any = "generate"
+    privacy: Any = "internal"
+    cost_tolerance: Any = 50
+    tenant: Any = "default"
+    origin_region: Any = None
+    sessions: Optional[int] = Field(None, ge=1)
+    input_tokens: Any = 256
+    output_tokens: Any = 128
+    gateway: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _loop(self):
+        if (self.arrival is None) == (self.clients is None):
+            raise ValueError("a workload needs exactly one of 'arrival' (open loop) or "
+                             "'clients' (closed loop)")
+        return self
+
+
+FAULT_KINDS = ("crash", "hang", "slow", "error_rate", "flapping", "gpu_throttle",
+               "region_outage", "partition")
+
+
+class FaultSpec(_Model):
+    """A fault on ``target`` (a node id, a node group name, or for region_outage a region;
+    for partition ``regions: [a, b]``).  Scheduled with ``at`` (+ ``duration``, None = to the
+    end) or random with ``mtbf``/``mttr`` (exponential up and down times, per node).
+
+    ``factor``: slow (service x factor) and gpu_throttle (speed x factor, 0 < factor <= 1);
+    ``rate``: error_rate's failing fraction; ``period`` and ``down``: flapping cycles."""
+
+    kind: Literal["crash", "hang", "slow", "error_rate", "flapping", "gpu_throttle",
+                  "region_outage", "partition"]
+    target: Optional[str] = None
+    regions: Optional[list[str]] = None
+    at: Optional[float] = Field(None, ge=0.0)
+    duration: Optional[float] = Field(None, gt=0.0)
+    mtbf: Optional[float] = Field(None, gt=0.0)
+    mttr: Optional[float] = Field(None, gt=0.0)
+    factor: Optional[float] = Field(None, gt=0.0)
+    rate: Optional[float] = Field(None, ge=0.0, le=1.0)
+    period: Optional[float] = Field(None, gt=0.0)
+    down: Optional[float] = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _shape(self):
+        scheduled, random_ = self.at is not None, self.mtbf is not None or self.mttr is not None
+        if scheduled == random_:
+            raise ValueError("a fault is either scheduled ('at', optional 'duration') or random "
+                             "('mtbf' and 'mttr')")
+        if random_ and (self.mtbf is None or self.mttr is None):
+            raise ValueError("a random fault needs both 'mtbf' and 'mttr'")
+        if self.kind == "partition":
+            if not self.regions or len(self.regions) != 2:
+                raise ValueError("a partition needs 'regions: [a, b]'")
+        elif self.target is None:
+            raise ValueError(f"a {self.kind} fault needs a 'target'")
+        if self.kind in ("slow", "gpu_throttle") and self.factor is None:
+            raise ValueError(f"a {self.kind} fault needs a 'factor'")
+        if self.kind == "gpu_throttle" and self.factor is not None and self.factor > 1:
+            raise ValueError("gpu_throttle 'factor' is the remaining speed, in (0, 1]")
+        if self.kind == "error_rate" and self.rate is None:
+            raise ValueError("an error_rate fault needs a 'rate'")
+        if self.kind == "flapping" and (self.period is None or self.down is None):
+            raise ValueError("a flapping fault needs 'period' and 'down'")
+        if self.kind == "flapping" and self.down >= self.period:
+            raise ValueError("flapping 'down' must be shorter than 'period'")
+        return self
+
+
+class Scenario(_Model):
+    """A complete world.  Build it in Python, or load it from YAML (issue 4)."""
+
+    name: str = "scenario"
+    seed: int = Field(0, ge=0)
+    duration: float = Field(..., gt=0.0)
+    warmup: float = Field(0.0, ge=0.0)
+    replications: int = Field(1, ge=1)
+    sample_interval: float = Field(1.0, gt=0.0)
+    regions: list[RegionSpec]
+    network: NetworkSpec = Field(default_factory=NetworkSpec)
+    nodes: list[NodeGroupSpec]
+    gateways: list[GatewaySpec] = Field(default_factory=list)
+    router: RouterSpec = Field(default_factory=RouterSpec)
+    workloads: list[WorkloadSpec]
+    faults: list[FaultSpec] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self):
+        regions = [r.id for r in self.regions]
+        if not regions:
+            raise ValueError("a scenario needs at least one region")
+        _unique("regions", regions)
+        rset = set(regions)
+        if self.warmup >= self.duration:
+            raise ValueError(f"warmup ({self.warmup}) must be shorter than duration ({self.duration})")
+        for i, g in enumerate(self.gateways):
+            _known(f"gateways[{i}].region", g.region, rset)
+        _unique("gateways", [g.name for g in self.gateways])
+        node_ids: list[str] = []
+        served: set[Capability] = set()
+        for i, grp in enumerate(self.nodes):
+            _known(f"nodes[{i}].region", grp.region, rset)
+            node_ids.extend(grp.node_ids())
+            for m in grp.models:
+                served.update(Capability.parse(c) for c in m.capabilities)
+            if "*" not in grp.service:
+                for m in grp.models:
+                    for c in m.capabilities:
+                        if Capability.parse(c).key not in grp.service:
+                            raise ValueError(f"nodes[{i}] ({grp.name}) has no service model for "
+                                             f"capability {c!r} and no '*' fallback")
+        _unique("node ids", node_ids)
+        groups = {g.name for g in self.nodes}
+        for a, row in self.network.rtt.items():
+            _known("network.rtt", a, rset)
+            for b in row:
+                _known(f"network.rtt[{a}]", b, rset)
+        gw_names = {g.name for g in self.gateways}
+        for i, w in enumerate(self.workloads):
+            if w.gateway is not None and self.gateways:
+                _known(f"workloads[{i}].gateway", w.gateway, gw_names)
+            for cap in _mix_values(w.capability):
+                c = Capability.parse(str(cap))
+                if c not in served:
+                    raise ValueError(f"workloads[{i}].capability: no node serves {cap!r}")
+            for reg in _mix_values(w.origin_region):
+                _known(f"workloads[{i}].origin_region", reg, rset)
+        for i, f in enumerate(self.faults):
+            if f.kind == "partition":
+                for r in f.regions:
+                    _known(f"faults[{i}].regions", r, rset)
+            elif f.kind == "region_outage":
+                _known(f"faults[{i}].target", f.target, rset)
+            else:
+                _known(f"faults[{i}].target", f.target, set(node_ids) | groups)
+        return self
+
+    def fixes(self) -> Fixes:
+        return self.router.fix_set()
+
+
+def _mix_values(spec: Any) -> list:
+    if spec is None:
+        return []
+    if isinstance(spec, dict):
+        return list(spec)
+    return [spec]
+
+
+def _unique(what: str, names: list[str]) -> None:
+    seen: set[str] = set()
+    for n in names:
+        if n in seen:
+            raise ValueError(f"duplicate name in {what}: {n!r}")
+        seen.add(n)
+
+
+def _known(path: str, value: str, known: set[str]) -> None:
+    if value not in known:
+        import difflib
+
+        close = difflib.get_close_matches(str(value), sorted(known), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{path}: {value!r} is not defined{hint} (defined: "
+                         f"{', '.join(sorted(known))})")

@@ -1,0 +1,116 @@
+"""Client traffic: open-loop arrival processes and closed-loop clients.
+
+Arrival times and request attributes come from the workload's own streams, independent of
+routing, so runs that differ only in routing see identical requests (common random numbers).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+from ..federation import Capability, InferenceRequest, PrivacyLevel, QoSRequirements, RegionId
+from .arrivals import Mix, make_arrival, make_mix
+from .clock import ns
+from .distributions import make_distribution
+from .request import SimRequest
+from .scenario import WorkloadSpec, _privacy
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .simulation import World
+
+SEQ_BITS = 40
+
+
+class Workload:
+    def __init__(self, world: "World", spec: WorkloadSpec, index: int) -> None:
+        self.world = world
+        self.spec = spec
+        self.index = index
+        self.name = spec.name if spec.name != "workload" else f"workload-{index}"
+        sc = world.scenario
+        self.capability = _mapped(make_mix(spec.capability), lambda c: Capability.parse(str(c)))
+        self.privacy = _mapped(make_mix(spec.privacy), _privacy)
+        self.cost = make_mix(spec.cost_tolerance)
+        self.tenant = make_mix(spec.tenant)
+        if spec.origin_region is not None:
+            self.origin = make_mix(spec.origin_region)
+        else:
+            shares = {r.id: r.traffic_share for r in sc.regions}
+            if all(v is None for v in shares.values()):
+                shares = {r: 1.0 for r in shares}
+            self.origin = Mix.normalized({r: (v or 0.0) for r, v in shares.items()})
+        self.input_tokens = make_distribution(spec.input_tokens)
+        self.output_tokens = make_distribution(spec.output_tokens)
+        self.think = make_distribution(spec.think_time) if spec.clients else None
+        self.arrival = make_arrival(spec.arrival) if spec.arrival is not None else None
+        self.rng = world.streams.rng("attributes", self.name)
+        self.seq = 0
+
+    def make_request(self) -> SimRequest:
+        """Draw the next request's attributes (always the same number of draws)."""
+        rng, world = self.rng, self.world
+        cap = self.capability.sample(rng)
+        privacy = self.privacy.sample(rng)
+        cost = int(self.cost.sample(rng))
+        tenant = self.tenant.sample(rng)
+        origin = self.origin.sample(rng)
+        session_draw = rng.random()
+        tin = max(1, round(self.input_tokens.sample(rng)))
+        tout = max(1, round(self.output_tokens.sample(rng)))
+        seq = self.seq
+        self.seq += 1
+        key = (self.index << SEQ_BITS) | seq
+        rid = f"{self.name}-{seq}"
+        session = None
+        if self.spec.sessions:
+            session = f"{self.name}-s{int(session_draw * self.spec.sessions)}"
+        gateway = world.gateway_for(self.spec.gateway, origin)
+        request = InferenceRequest(cap, b"", QoSRequirements(privacy=privacy, cost_tolerance=cost),
+                                   rid, str(tenant), RegionId(origin), session)
+        req = SimRequest(world.next_index(), key, world.env.now, self.name, gateway.name,
+                         request, origin, tin, tout)
+        world.register(req)
+        return req
+
+    def start(self) -> None:
+        env = self.world.env
+        if self.arrival is not None:
+            env.process(self._open_loop())
+        else:
+            for c in range(self.spec.clients):
+                env.process(self._client(c))
+
+    def _open_loop(self):
+        env, world = self.world.env, self.world
+        end = world.scenario.duration
+        rng = world.streams.rng("arrivals", self.name)
+        for t in self.arrival.times(rng, 0.0, end):
+            delay = ns(t) - env.now
+            if delay > 0:
+                yield env.timeout(delay)
+            req = self.make_request()
+            env.process(world.gateways[req.gateway].handle(req))
+
+    def _client(self, c: int):
+        env, world = self.world.env, self.world
+        end = ns(world.scenario.duration)
+        think_rng = world.streams.rng("think", self.name, str(c))
+        while env.now < end:
+            req = self.make_request()
+            yield env.process(world.gateways[req.gateway].handle(req))
+            think = ns(max(self.think.sample(think_rng), 0.0))
+            if think > 0:
+                yield env.timeout(think)
+
+
+class _mapped:
+    """A Mix whose sampled values go through a conversion (validated up front)."""
+
+    __slots__ = ("mix", "values")
+
+    def __init__(self, mix: Mix, convert) -> None:
+        self.mix = mix
+        self.values = {v: convert(v) for v in mix.values}
+
+    def sample(self, rng):
+        return self.values[self.mix.sample(rng)]
