@@ -10,7 +10,6 @@ fails every request in the node (queued or in service) at that instant.
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Optional
@@ -73,8 +72,8 @@ class Node:
     # ------------------------------------------------------------------ state
     @property
     def busy_gpus(self) -> int:
-        return min(self.gpus, math.ceil(self.running / self.max_batch)) if self.max_batch > 1 \
-            else self.running
+        """GPUs with at least one sequence (running sequences spread across GPUs)."""
+        return min(self.gpus, self.running)
 
     @property
     def queue_depth(self) -> int:
