@@ -40,6 +40,8 @@ class Result:
     events: pd.DataFrame
     gateway_stats: dict[str, GatewayStats] = field(default_factory=dict)
     wall_seconds: float = 0.0
+    interrupted: bool = False
+    simulated_seconds: float = 0.0
 
     def summary(self, warmup: Optional[float] = None) -> dict:
         """Headline numbers over requests that arrived after the warm-up."""
@@ -70,4 +72,6 @@ class Result:
             "latency_p999": q(0.999),
             "retries_per_request": float((r["attempts"] - 1).clip(lower=0).mean()) if n else math.nan,
             "wall_seconds": self.wall_seconds,
+            "simulated_seconds": self.simulated_seconds,
+            "interrupted": self.interrupted,
         }

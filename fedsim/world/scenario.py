@@ -9,13 +9,28 @@ scenario that cannot mean anything.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
+                      field_validator, model_validator)
 
 from ..federation import Capability, Fixes, PrivacyLevel
+from .units import (DURATION_PATTERN, PERCENT_PATTERN, RATE_PATTERN, convert_spec,
+                    parse_duration, parse_fraction)
 
-PositiveFloat = float
+
+def _number_or_string(pattern: str, description: str) -> WithJsonSchema:
+    return WithJsonSchema({"anyOf": [{"type": "number"}, {"type": "string", "pattern": pattern}],
+                           "description": description})
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration),
+                    _number_or_string(DURATION_PATTERN, "seconds, or a duration like '250ms', '5m'")]
+Fraction = Annotated[float, BeforeValidator(parse_fraction),
+                     _number_or_string(PERCENT_PATTERN, "a fraction, or a percentage like '5%'")]
+SPEC_SCHEMA = WithJsonSchema({"description": "a number, or {kind: ..., params}; see `fedsim list`"})
+Spec = Annotated[Any, SPEC_SCHEMA]
+MixSpec = Annotated[Any, WithJsonSchema({"description": "a value, or {value: probability}"})]
 
 
 class _Model(BaseModel):
@@ -38,8 +53,8 @@ class RegionSpec(_Model):
 
     id: str
     privacy: PrivacyLevel = PrivacyLevel.INTERNAL
-    cost: float = Field(0.5, ge=0.0, le=1.0)
-    traffic_share: Optional[float] = Field(None, ge=0.0)
+    cost: Fraction = Field(0.5, ge=0.0, le=1.0)
+    traffic_share: Optional[Fraction] = Field(None, ge=0.0)
 
     _v_privacy = field_validator("privacy", mode="before")(lambda cls, v: _privacy(v))
 
@@ -49,11 +64,16 @@ class NetworkSpec(_Model):
     enough); unlisted cross-region pairs use ``default_rtt``.  ``jitter`` is added to each
     one-way hop.  A partitioned hop fails after ``partition_timeout``."""
 
-    rtt: dict[str, dict[str, float]] = Field(default_factory=dict)
-    default_rtt: float = Field(0.05, ge=0.0)
-    intra_region_rtt: float = Field(0.001, ge=0.0)
-    jitter: Any = None
-    partition_timeout: float = Field(1.0, gt=0.0)
+    rtt: dict[str, dict[str, Seconds]] = Field(default_factory=dict)
+    default_rtt: Seconds = Field(0.05, ge=0.0)
+    intra_region_rtt: Seconds = Field(0.001, ge=0.0)
+    jitter: Spec = None
+    partition_timeout: Seconds = Field(1.0, gt=0.0)
+
+    @field_validator("jitter")
+    @classmethod
+    def _jitter(cls, v):
+        return None if v is None else _checked(v, "distribution")
 
     @field_validator("rtt")
     @classmethod
@@ -94,8 +114,18 @@ class NodeGroupSpec(_Model):
     max_batch: int = Field(1, ge=1)
     max_queue: Optional[int] = Field(None, ge=0)
     speed: float = Field(1.0, gt=0.0)
-    service: dict[str, Any] = Field(default_factory=lambda: {"*": {"kind": "exponential", "mean": 0.05}})
+    service: dict[str, Spec] = Field(default_factory=lambda: {"*": {"kind": "exponential", "mean": 0.05}})
     register_health: bool = True
+
+    @field_validator("service")
+    @classmethod
+    def _service(cls, v):
+        out = {}
+        for cap, spec in v.items():
+            if cap != "*":
+                Capability.parse(cap)
+            out[cap] = _checked(spec, "service")
+        return out
 
     def node_ids(self) -> list[str]:
         return [self.name] if self.count == 1 else [f"{self.name}-{i}" for i in range(self.count)]
@@ -114,24 +144,24 @@ class GatewaySpec(_Model):
 
 
 class HealthSpec(_Model):
-    check_interval: float = Field(10.0, gt=0.0)
-    probe_timeout: float = Field(5.0, ge=0.0)
+    check_interval: Seconds = Field(10.0, gt=0.0)
+    probe_timeout: Seconds = Field(5.0, ge=0.0)
     failure_threshold: int = Field(3, ge=0)
     recovery_threshold: int = Field(2, ge=0)
-    degraded_latency: float = Field(1.0, ge=0.0)
+    degraded_latency: Seconds = Field(1.0, ge=0.0)
 
 
 class BreakerSpec(_Model):
     failure_threshold: int = Field(5, ge=0)
-    reset_timeout: float = Field(30.0, ge=0.0)
+    reset_timeout: Seconds = Field(30.0, ge=0.0)
     half_open_successes: int = Field(3, ge=0)
 
 
 class GatewayConfigSpec(_Model):
     max_retries: int = Field(3, ge=0)
-    inference_timeout: float = Field(30.0, ge=0.0)
-    backoff_base: float = Field(0.1, ge=0.0)
-    backoff_cap: float = Field(1.0, ge=0.0)
+    inference_timeout: Seconds = Field(30.0, ge=0.0)
+    backoff_base: Seconds = Field(0.1, ge=0.0)
+    backoff_cap: Seconds = Field(1.0, ge=0.0)
 
 
 class RouterSpec(_Model):
@@ -178,18 +208,55 @@ class WorkloadSpec(_Model):
     origin region, else the first)."""
 
     name: str = "workload"
-    arrival: Any = None
+    arrival: Spec = None
     clients: Optional[int] = Field(None, ge=1)
-    think_time: Any = 0.0
-    capability: Any = "generate"
-    privacy: Any = "internal"
-    cost_tolerance: Any = 50
-    tenant: Any = "default"
-    origin_region: Any = None
+    think_time: Spec = 0.0
+    capability: MixSpec = "generate"
+    privacy: MixSpec = "internal"
+    cost_tolerance: MixSpec = 50
+    tenant: MixSpec = "default"
+    origin_region: MixSpec = None
     sessions: Optional[int] = Field(None, ge=1)
-    input_tokens: Any = 256
-    output_tokens: Any = 128
+    input_tokens: Spec = 256
+    output_tokens: Spec = 128
     gateway: Optional[str] = None
+
+    @field_validator("arrival")
+    @classmethod
+    def _arrival(cls, v):
+        return None if v is None else _checked(v, "arrival")
+
+    @field_validator("think_time", "input_tokens", "output_tokens")
+    @classmethod
+    def _dist(cls, v):
+        return _checked(v, "distribution")
+
+    @field_validator("capability")
+    @classmethod
+    def _capability(cls, v):
+        return _checked_mix(v, lambda c: Capability.parse(str(c)))
+
+    @field_validator("privacy")
+    @classmethod
+    def _privacy_mix(cls, v):
+        return _checked_mix(v, _privacy)
+
+    @field_validator("cost_tolerance")
+    @classmethod
+    def _cost(cls, v):
+        def check(c):
+            try:
+                ok = not isinstance(c, bool) and float(c) == int(c) and 0 <= int(c) <= 255
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"cost_tolerance values are integers 0..255, found {c!r}")
+        return _checked_mix(v, check)
+
+    @field_validator("tenant", "origin_region")
+    @classmethod
+    def _plain_mix(cls, v):
+        return None if v is None else _checked_mix(v, lambda x: x)
 
     @model_validator(mode="after")
     def _loop(self):
@@ -197,6 +264,28 @@ class WorkloadSpec(_Model):
             raise ValueError("a workload needs exactly one of 'arrival' (open loop) or "
                              "'clients' (closed loop)")
         return self
+
+
+def _checked(spec: Any, what: str) -> Any:
+    """Convert units inside a free-form spec and check that it builds."""
+    from .arrivals import make_arrival
+    from .distributions import make_distribution
+    from .service import make_service_model
+
+    spec = convert_spec(spec)
+    {"arrival": make_arrival, "distribution": make_distribution,
+     "service": make_service_model}[what](spec)
+    return spec
+
+
+def _checked_mix(spec: Any, check) -> Any:
+    from .arrivals import make_mix
+
+    spec = convert_spec(spec)
+    mix = make_mix(spec)
+    for value in mix.values:
+        check(value)
+    return spec
 
 
 FAULT_KINDS = ("crash", "hang", "slow", "error_rate", "flapping", "gpu_throttle",
@@ -215,14 +304,14 @@ class FaultSpec(_Model):
                   "region_outage", "partition"]
     target: Optional[str] = None
     regions: Optional[list[str]] = None
-    at: Optional[float] = Field(None, ge=0.0)
-    duration: Optional[float] = Field(None, gt=0.0)
-    mtbf: Optional[float] = Field(None, gt=0.0)
-    mttr: Optional[float] = Field(None, gt=0.0)
+    at: Optional[Seconds] = Field(None, ge=0.0)
+    duration: Optional[Seconds] = Field(None, gt=0.0)
+    mtbf: Optional[Seconds] = Field(None, gt=0.0)
+    mttr: Optional[Seconds] = Field(None, gt=0.0)
     factor: Optional[float] = Field(None, gt=0.0)
-    rate: Optional[float] = Field(None, ge=0.0, le=1.0)
-    period: Optional[float] = Field(None, gt=0.0)
-    down: Optional[float] = Field(None, gt=0.0)
+    rate: Optional[Fraction] = Field(None, ge=0.0, le=1.0)
+    period: Optional[Seconds] = Field(None, gt=0.0)
+    down: Optional[Seconds] = Field(None, gt=0.0)
 
     @model_validator(mode="after")
     def _shape(self):
@@ -255,10 +344,10 @@ class Scenario(_Model):
 
     name: str = "scenario"
     seed: int = Field(0, ge=0)
-    duration: float = Field(..., gt=0.0)
-    warmup: float = Field(0.0, ge=0.0)
+    duration: Seconds = Field(..., gt=0.0)
+    warmup: Seconds = Field(0.0, ge=0.0)
     replications: int = Field(1, ge=1)
-    sample_interval: float = Field(1.0, gt=0.0)
+    sample_interval: Seconds = Field(1.0, gt=0.0)
     regions: list[RegionSpec]
     network: NetworkSpec = Field(default_factory=NetworkSpec)
     nodes: list[NodeGroupSpec]

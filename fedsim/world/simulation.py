@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import simpy
 
@@ -154,14 +154,45 @@ class World:
                               None if h is None else h.latency_p50 / 1e9)
 
     # -------------------------------------------------------------- run
-    def run(self) -> Result:
+    def run(self, progress: Optional[Callable[["World"], None]] = None,
+            step: Optional[float] = None) -> Result:
+        """Run to the scenario's duration and return the Result.
+
+        ``progress(world)`` is called every ``step`` simulated seconds (default: 1/200 of
+        the duration) and at the end; it may sleep to pace a live view.  Ctrl-C (or any
+        KeyboardInterrupt) stops the run cleanly: the Result holds everything recorded so
+        far, requests still open are marked in_flight and ``result.interrupted`` is True."""
         started = time.perf_counter()
         for w in self.workloads:
             w.start()
         for f in self.faults:
             f.start()
         self.env.process(self._sampler())
-        self.env.run(until=ns(self.scenario.duration))
+        end = ns(self.scenario.duration)
+        interrupted = False
+        try:
+            if progress is None:
+                self.env.run(until=end)
+            else:
+                chunk = max(ns(step) if step else end // 200, 1)
+                t = 0
+                while t < end:
+                    t = min(t + chunk, end)
+                    self.env.run(until=t)
+                    progress(self)
+        except KeyboardInterrupt:
+            interrupted = True
+        return self._result(time.perf_counter() - started, interrupted)
+
+    @property
+    def requests_started(self) -> int:
+        return self._next_index
+
+    @property
+    def requests_done(self) -> int:
+        return len(self.recorder.requests)
+
+    def _result(self, wall: float, interrupted: bool) -> Result:
         for req in sorted(self.in_flight.values(), key=lambda r: r.index):
             self.recorder.request(req, "in_flight", None, None)
         self.in_flight.clear()
@@ -172,7 +203,7 @@ class World:
             attempts=rec.attempts.frame(), timeseries=rec.timeseries.frame(),
             events=rec.events.frame(),
             gateway_stats={name: gw.gateway.stats() for name, gw in self.gateways.items()},
-            wall_seconds=time.perf_counter() - started)
+            wall_seconds=wall, interrupted=interrupted, simulated_seconds=self.env.now / 1e9)
 
 
 def _cap_key(text: str) -> str:
