@@ -192,9 +192,14 @@ def _apply_overrides(data: dict, pos: Positions, overrides: Iterable[str],
             path = parse_path(key)
             value = yaml.safe_load(raw) if raw.strip() else ""
             set_path(data, path, value)
-        except (ValueError, KeyError, yaml.YAMLError) as err:
+        except yaml.YAMLError as err:
+            problem = getattr(err, "problem", None) or "invalid YAML"
+            issues.append(Issue(where, None, None, key.strip(),
+                                f"cannot read the value {raw!r} as YAML: {problem}"))
+            continue
+        except (ValueError, KeyError) as err:
             msg = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-            issues.append(Issue(where, None, None, key, str(msg)))
+            issues.append(Issue(where, None, None, key.strip(), str(msg)))
             continue
         pos.drop_under(path)
         pos.keys[path] = pos.values[path] = (where, None, None)
@@ -234,10 +239,20 @@ def load_scenario(path: Union[str, Path], overrides: Iterable[str] = (),
 
 def _sweep_points(sweep: Any, base: dict, pos: Positions, file: str) -> list[SweepPoint]:
     where = pos.find(("sweep",)) or (file, None, None)
-    if not isinstance(sweep, dict) or set(sweep) - {"grid", "points"} or len(sweep) != 1:
+    expected = "expected 'grid: {key.path: [values]}' or 'points: [{key.path: value}]'"
+    if not isinstance(sweep, dict):
         raise ScenarioError([Issue(where[0], where[1], where[2], "sweep",
-                                   "expected 'grid: {key.path: [values]}' or "
-                                   "'points: [{key.path: value}]'")])
+                                   f"{expected}; found {_describe(sweep)}")])
+    unknown = [k for k in sweep if k not in ("grid", "points")]
+    if unknown:
+        k = unknown[0]
+        w = pos.find(("sweep", k), key=True) or where
+        close = difflib.get_close_matches(str(k), ["grid", "points"], n=1)
+        raise ScenarioError([Issue(w[0], w[1], w[2], f"sweep.{k}", f"unknown key {k!r}; {expected}",
+                                   f"did you mean {close[0]!r}?" if close else None)])
+    if len(sweep) != 1:
+        raise ScenarioError([Issue(where[0], where[1], where[2], "sweep",
+                                   f"{expected}, not both")])
     if "grid" in sweep:
         grid = sweep["grid"]
         if not isinstance(grid, dict) or not grid:
@@ -286,7 +301,7 @@ def _sweep_points(sweep: Any, base: dict, pos: Positions, file: str) -> list[Swe
 
 # --------------------------------------------------------------------------- validation
 
-_LEADING_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])?(?:\.[A-Za-z_*]\w*(?:\[\d+\])?)*): (.*)$", re.S)
+_LEADING_PATH = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])?(?:\.[\w*][\w*\-]*(?:\[\d+\])?)*): (.*)$", re.S)
 
 
 def validate(data: dict, pos: Positions, file: str, context: str = "") -> Scenario:
@@ -295,20 +310,43 @@ def validate(data: dict, pos: Positions, file: str, context: str = "") -> Scenar
         return Scenario.model_validate(data)
     except ValidationError as exc:
         issues = [_issue(e, pos, file, context) for e in exc.errors()]
-        raise ScenarioError(_dedupe(issues)) from None
+        raise ScenarioError(_merge_same_place(issues)) from None
 
 
-def _dedupe(issues: list[Issue]) -> list[Issue]:
-    seen, out = set(), []
+def _merge_same_place(issues: list[Issue]) -> list[Issue]:
+    """One issue per place: the alternatives of a union field become one message."""
+    merged: dict[tuple, Issue] = {}
     for i in issues:
-        if i not in seen:
-            seen.add(i)
-            out.append(i)
-    return out
+        key = (i.file, i.line, i.column, i.path)
+        prev = merged.get(key)
+        if prev is None:
+            merged[key] = i
+        elif i.message not in prev.message:
+            merged[key] = Issue(prev.file, prev.line, prev.column, prev.path,
+                                f"{prev.message}; or: {i.message}", prev.hint or i.hint)
+    return list(merged.values())
+
+
+_TYPE_STEP = re.compile(r"^(function-|literal\[|list\[|dict\[|union\[|tagged-union\[)|^(str|int|float|bool|none|[A-Z]\w*Spec|Scenario)$")
+
+
+def _clean_loc(loc: tuple) -> tuple:
+    """Drop pydantic's validator and union-branch steps (``function-after[...]``,
+    ``list[str]``, ``literal['a']``) so the path is the file's own key path."""
+    return tuple(p for p in loc if not (isinstance(p, str) and _TYPE_STEP.match(p)))
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
 
 
 def _issue(err: dict, pos: Positions, file: str, context: str) -> Issue:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    loc = _clean_loc(tuple(err["loc"]))
+    key_is_culprit = False
     etype = err["type"]
     msg = err["msg"]
     hint = None
@@ -328,19 +366,19 @@ def _issue(err: dict, pos: Positions, file: str, context: str) -> Issue:
             m = _LEADING_PATH.match(msg)
             if m:  # cross-reference errors name their own path
                 try:
-                    loc = parse_path(m.group(1))
-                    msg = m.group(2)
+                    named = parse_path(m.group(1))
                 except ValueError:
-                    pass
+                    named = ()
+                if named and named[0] in Scenario.model_fields:
+                    loc, msg = named, m.group(2)
+                    # a key that names something undefined: point at the key itself
+                    key_is_culprit = isinstance(loc[-1], str) and f"{loc[-1]!r}" in msg
             message = msg
         elif etype == "assertion_error":
             message = msg.removeprefix("Assertion failed, ")
         else:
-            found = err.get("input")
-            message = f"{msg}; found {found!r}" if not isinstance(found, (dict, list)) else msg
-        if "did you mean" in message and hint is None:
-            pass
-        where = pos.find(loc)
+            message = f"{msg}; found {_describe(err.get('input'))}"
+        where = pos.find(loc, key=key_is_culprit)
     f, line, col = where if where else (file, None, None)
     return Issue(f, line, col, format_path(loc), message + context, hint)
 

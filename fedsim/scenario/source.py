@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+import re
 from typing import Any
 
 import yaml
@@ -44,6 +45,20 @@ class Positions:
             p = p[:-1]
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 booleans: only true/false, so keys such as ``on:`` and
+    ``off:`` (the onoff arrival) and values such as ``no`` stay strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+
 def _mark(file: str, node: yaml.Node) -> Pos:
     return (file, node.start_mark.line + 1, node.start_mark.column + 1)
 
@@ -57,15 +72,19 @@ def load_yaml(path: Path) -> tuple[Any, Positions]:
         raise ScenarioError([Issue(file, None, None, "", "file not found")]) from None
     except OSError as err:
         raise ScenarioError([Issue(file, None, None, "", f"cannot read: {err.strerror}")]) from None
-    loader = yaml.SafeLoader(text)
+    loader = _Loader(text)
     try:
         node = loader.get_single_node()
         if node is None:
-            return {}, Positions()
+            empty = Positions()
+            empty.values[()] = (file, 1, 1)
+            return {}, empty
         data = loader.construct_document(node)
     except yaml.MarkedYAMLError as err:
         mark = err.problem_mark or err.context_mark
         problem = err.problem or "invalid YAML"
+        if "'\\t'" in problem or "\t" in problem:
+            problem += "; indent with spaces, not tabs"
         if err.context:
             problem = f"{err.context}: {problem}" if "while" not in err.context else f"{problem} ({err.context})"
         raise ScenarioError([Issue(file, mark.line + 1 if mark else None,
@@ -91,7 +110,7 @@ def load_yaml(path: Path) -> tuple[Any, Positions]:
         except ValueError:
             return value
         if tag == "tag:yaml.org,2002:bool":
-            return value.lower() in ("yes", "true", "on", "y")
+            return value.lower() == "true"
         if tag == "tag:yaml.org,2002:null":
             return None
         return value

@@ -52,7 +52,9 @@ class RegionSpec(_Model):
     ``traffic_share`` is the share of client traffic originating there (None: equal shares)."""
 
     id: str
-    privacy: PrivacyLevel = PrivacyLevel.INTERNAL
+    privacy: Annotated[PrivacyLevel, WithJsonSchema({
+        "anyOf": [{"type": "string", "enum": ["public", "internal", "confidential", "restricted"]},
+                  {"type": "integer", "enum": [0, 1, 2, 3]}]})] = PrivacyLevel.INTERNAL
     cost: Fraction = Field(0.5, ge=0.0, le=1.0)
     traffic_share: Optional[Fraction] = Field(None, ge=0.0)
 
@@ -181,6 +183,26 @@ class RouterSpec(_Model):
     breaker: BreakerSpec = Field(default_factory=BreakerSpec)
     gateway: GatewayConfigSpec = Field(default_factory=GatewayConfigSpec)
 
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v):
+        if isinstance(v, str):
+            return v
+        from ..federation.policy import POLICIES, make_policy
+
+        for i, item in enumerate(v):
+            if "kind" not in item:
+                raise ValueError(f"entry {i} has no 'kind' (one of {', '.join(POLICIES)})")
+            params = {k: x for k, x in item.items()
+                      if k != "kind" and x != "scenario" and k not in ("regions",)}
+            if item.get("kind") == "latency" and "max_latency" in params:
+                params["max_latency"] = int(parse_duration(params["max_latency"]) * 1e9)
+            try:
+                make_policy(str(item["kind"]), **params)
+            except TypeError as err:
+                raise ValueError(f"entry {i} ({item['kind']!r}): {err}") from None
+        return v
+
     @field_validator("fixes")
     @classmethod
     def _fixes(cls, v):
@@ -273,8 +295,11 @@ def _checked(spec: Any, what: str) -> Any:
     from .service import make_service_model
 
     spec = convert_spec(spec)
-    {"arrival": make_arrival, "distribution": make_distribution,
-     "service": make_service_model}[what](spec)
+    try:
+        {"arrival": make_arrival, "distribution": make_distribution,
+         "service": make_service_model}[what](spec)
+    except OSError as err:
+        raise ValueError(f"cannot read {err.filename}: {err.strerror}") from None
     return spec
 
 
@@ -360,14 +385,15 @@ class Scenario(_Model):
     def _references(self):
         regions = [r.id for r in self.regions]
         if not regions:
-            raise ValueError("a scenario needs at least one region")
-        _unique("regions", regions)
+            raise ValueError("regions: a scenario needs at least one region")
+        _unique("regions", "id", regions)
         rset = set(regions)
         if self.warmup >= self.duration:
-            raise ValueError(f"warmup ({self.warmup}) must be shorter than duration ({self.duration})")
+            raise ValueError(f"warmup: {self.warmup:g} s must be shorter than duration "
+                             f"({self.duration:g} s)")
         for i, g in enumerate(self.gateways):
             _known(f"gateways[{i}].region", g.region, rset)
-        _unique("gateways", [g.name for g in self.gateways])
+        _unique("gateways", "name", [g.name for g in self.gateways])
         node_ids: list[str] = []
         served: set[Capability] = set()
         for i, grp in enumerate(self.nodes):
@@ -379,14 +405,22 @@ class Scenario(_Model):
                 for m in grp.models:
                     for c in m.capabilities:
                         if Capability.parse(c).key not in grp.service:
-                            raise ValueError(f"nodes[{i}] ({grp.name}) has no service model for "
-                                             f"capability {c!r} and no '*' fallback")
-        _unique("node ids", node_ids)
+                            raise ValueError(
+                                f"nodes[{i}].service: no service model for capability {c!r} "
+                                f"(node group {grp.name!r}); expected a {c!r} or '*' entry, "
+                                f"found {', '.join(map(repr, grp.service)) or 'none'}")
+        seen_ids: set[str] = set()
+        for i, grp in enumerate(self.nodes):
+            for node_id in grp.node_ids():
+                if node_id in seen_ids:
+                    raise ValueError(f"nodes[{i}].name: node id {node_id!r} is used twice "
+                                     "(node ids must be unique across groups)")
+                seen_ids.add(node_id)
         groups = {g.name for g in self.nodes}
         for a, row in self.network.rtt.items():
-            _known("network.rtt", a, rset)
+            _known(f"network.rtt.{a}", a, rset)
             for b in row:
-                _known(f"network.rtt[{a}]", b, rset)
+                _known(f"network.rtt.{a}.{b}", b, rset)
         gw_names = {g.name for g in self.gateways}
         for i, w in enumerate(self.workloads):
             if w.gateway is not None and self.gateways:
@@ -394,7 +428,9 @@ class Scenario(_Model):
             for cap in _mix_values(w.capability):
                 c = Capability.parse(str(cap))
                 if c not in served:
-                    raise ValueError(f"workloads[{i}].capability: no node serves {cap!r}")
+                    raise ValueError(
+                        f"workloads[{i}].capability: no node serves {cap!r}; served: "
+                        f"{', '.join(sorted(x.key for x in served))}")
             for reg in _mix_values(w.origin_region):
                 _known(f"workloads[{i}].origin_region", reg, rset)
         for i, f in enumerate(self.faults):
@@ -419,11 +455,11 @@ def _mix_values(spec: Any) -> list:
     return [spec]
 
 
-def _unique(what: str, names: list[str]) -> None:
+def _unique(section: str, key: str, names: list[str]) -> None:
     seen: set[str] = set()
-    for n in names:
+    for i, n in enumerate(names):
         if n in seen:
-            raise ValueError(f"duplicate name in {what}: {n!r}")
+            raise ValueError(f"{section}[{i}].{key}: duplicate {key} {n!r}")
         seen.add(n)
 
 

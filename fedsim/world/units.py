@@ -8,13 +8,13 @@ import re
 from typing import Any
 
 _NUM = r"([+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?)"
-_DURATION = re.compile(rf"^\s*{_NUM}\s*(ns|us|µs|ms|s|sec|m|min|h|d)\s*$")
+_DURATION = re.compile(rf"^\s*{_NUM}\s*(ns|us|µs|μs|ms|s|sec|m|min|h|d)\s*$")
 _RATE = re.compile(rf"^\s*{_NUM}\s*/\s*(ms|s|sec|m|min|h|d)\s*$")
 _PERCENT = re.compile(rf"^\s*{_NUM}\s*%\s*$")
 
-SECONDS_PER = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0,
+SECONDS_PER = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "sec": 1.0,
                "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400.0}
-DURATION_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*(ns|us|µs|ms|s|sec|m|min|h|d)\s*$"
+DURATION_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*(ns|us|µs|μs|ms|s|sec|m|min|h|d)\s*$"
 RATE_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*/\s*(ms|s|sec|m|min|h|d)\s*$"
 PERCENT_PATTERN = r"^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*%\s*$"
 
