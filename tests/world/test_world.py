@@ -417,7 +417,7 @@ def test_valid_base_spec():
     ({"faults": [{"kind": "region_outage", "target": "gpu-0", "at": 1}]}, "faults[0].target"),
     ({"faults": [{"kind": "partition", "regions": ["eu", "asia"], "at": 1}]}, "faults[0].regions"),
     ({"faults": [{"kind": "meteor", "target": "gpu-0", "at": 1}]}, "meteor"),
-    ({"network": {"rtt": {"eu": {"asia": 0.1}}}}, "network.rtt[eu]"),
+    ({"network": {"rtt": {"eu": {"asia": 0.1}}}}, "network.rtt.eu.asia"),
     ({"warmup": 10.0}, "warmup"),
     ({"warmup": 12.0}, "warmup"),
     ({"nodes": [{"name": "gpu", "region": "eu", "count": 2, "models": MODELS},
