@@ -413,7 +413,7 @@ class Scenario(_Model):
         for i, grp in enumerate(self.nodes):
             for node_id in grp.node_ids():
                 if node_id in seen_ids:
-                    raise ValueError(f"nodes[{i}].name: node id {node_id!r} is used twice "
+                    raise ValueError(f"nodes[{i}].name: duplicate node id {node_id!r} "
                                      "(node ids must be unique across groups)")
                 seen_ids.add(node_id)
         groups = {g.name for g in self.nodes}
