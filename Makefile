@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/fedsim demo --out results/demo
+	$(VENV)/bin/fedsim run scenarios/quickstart.yaml --out results/quickstart
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -1,13 +1,367 @@
-"""The ``fedsim`` command line."""
+"""The ``fedsim`` command line.
+
+    fedsim run SCENARIO [--out DIR] [--seed N] [--set key.path=value ...] [--quiet] [--json]
+               [--live] [--speed X]
+    fedsim compare SCENARIO --strategies a,b,c | --fixes none,all,name,a+b
+    fedsim sweep SCENARIO [--workers N] [--out DIR]
+    fedsim validate SCENARIO...
+    fedsim list
+    fedsim schema [--out FILE]
+    fedsim demo
+
+Exit status: 0 ok, 1 a run or a sweep point failed, 2 bad input (never a traceback),
+130 interrupted (Ctrl-C; what finished is written).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
+import re
 import sys
 from pathlib import Path
 
 from . import __version__
+
+
+class UserError(Exception):
+    """Bad input: the message goes to stderr and the exit status is 2."""
+
+
+# --------------------------------------------------------------------------- shared
+
+
+def _progress_wanted(args) -> bool:
+    if getattr(args, "quiet", False) or getattr(args, "json", False):
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _note(args, text: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(text, file=sys.stderr)
+
+
+def _load(args):
+    from .scenario import load_scenario
+
+    return load_scenario(args.scenario, overrides=args.set or [], seed=args.seed)
+
+
+def _out_dir(args, name: str, kind: str = "") -> Path:
+    from .runner import default_out
+
+    out = Path(args.out) if args.out else default_out(name, kind)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--out {out}: cannot create it ({err.strerror})") from None
+    return out
+
+
+def _table(headers: list[str], rows: list[list[str]], left: int = 1) -> list[str]:
+    """Text table: the first ``left`` columns left-aligned, the rest right-aligned."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i < left else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in rows]
+    return out
+
+
+def _ms(v) -> str:
+    from .runner import fmt_ms
+
+    return fmt_ms(v)
+
+
+def _pct(v) -> str:
+    from .runner import fmt_pct
+
+    return fmt_pct(v)
+
+
+def _num(v, digits: int = 3) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v:.{digits}f}"
+
+
+def _signed_ms(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return f"{v * 1e3:+.1f}"
+
+
+# --------------------------------------------------------------------------- run
+
+
+def _cmd_run(args) -> int:
+    from .runner import LineMonitor, LiveMonitor, Monitor, run_replications, summary_rows, write_run
+
+    if args.speed is not None and not (args.speed >= 0 and math.isfinite(args.speed)):
+        raise UserError("--speed must be a number >= 0 (simulated seconds per wall second; "
+                        "0: as fast as possible)")
+    if args.speed is not None and not args.live:
+        raise UserError("--speed sets the pace of --live; add --live")
+    loaded = _load(args)
+    scenario = loaded.scenario
+    seeds = loaded.seeds()
+    if loaded.points:
+        _note(args, f"note: {args.scenario} has a sweep of {len(loaded.points)} points; "
+                    "`fedsim run` runs the scenario without it (use `fedsim sweep`)")
+    if args.live:
+        try:
+            monitor: Monitor = LiveMonitor(10.0 if args.speed is None else args.speed, scenario.duration)
+        except ImportError as err:
+            print(f"fedsim run: --live is not available ({err})", file=sys.stderr)
+            return 1
+    elif _progress_wanted(args):
+        monitor = LineMonitor(scenario.duration, seeds)
+    else:
+        monitor = Monitor()
+    out = _out_dir(args, loaded.name)
+    try:
+        outcome = run_replications(scenario, seeds, monitor)
+    except Exception as err:  # a failure inside the simulation, not bad input
+        print(f"fedsim run: the simulation failed: {type(err).__name__}: {err}", file=sys.stderr)
+        return 1
+    meta = {"command": "run", "file": str(loaded.path), "overrides": list(args.set or []),
+            "seed_option": args.seed, "out": str(out)}
+    doc = write_run(out, outcome, meta)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        fixes = doc["fixes"]
+        print(f"{doc['scenario']}: strategy {doc['strategy']}, fixes {fixes}; "
+              f"{scenario.duration:g} s simulated ({scenario.warmup:g} s warm-up), "
+              f"{len(seeds)} replication{'s' if len(seeds) != 1 else ''} "
+              f"(seed{'s' if len(seeds) != 1 else ''} {', '.join(map(str, seeds))})")
+        headers = ["run", "requests", "success", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms",
+                   "retries/req"]
+        rows = [[label, str(s.get("requests", 0)), _pct(s.get("success_rate")),
+                 _ms(s.get("latency_p50")), _ms(s.get("latency_p90")), _ms(s.get("latency_p99")),
+                 _ms(s.get("latency_p999")), _num(s.get("retries_per_request"))]
+                for label, s in summary_rows(doc)]
+        print("\n".join(_table(headers, rows)))
+        print(f"\nwrote {out}/ ({', '.join(doc['files'])})")
+    if outcome.interrupted:
+        print(f"interrupted: kept {len(outcome.results)} of {len(seeds)} replication(s) "
+              f"(the last one partial) in {out}", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------- compare
+
+
+def _cmd_compare(args) -> int:
+    from .runner import LineMonitor, compare, parse_variants, write_compare
+
+    if args.strategies is None and args.fixes is None:
+        raise UserError("give --strategies a,b,... and/or --fixes none,all,name,...")
+    try:
+        variants = parse_variants(args.strategies, args.fixes)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    loaded = _load(args)
+    seeds = loaded.seeds()
+    progress = _progress_wanted(args)
+
+    def monitor_for(i, v):
+        if not progress:
+            return None
+        return LineMonitor(loaded.scenario.duration, seeds,
+                           prefix=f"[{v.label}, {i + 1}/{len(variants)}] ")
+
+    out = _out_dir(args, loaded.name, "compare")
+    doc = compare(loaded.scenario, variants, seeds, monitor_for)
+    meta = {"command": "compare", "scenario": loaded.name, "file": str(loaded.path),
+            "overrides": list(args.set or []), "seeds": seeds, "out": str(out),
+            "baseline": variants[0].label}
+    full = write_compare(out, doc, meta, loaded.scenario)
+    if args.json:
+        print(json.dumps(full, indent=2))
+    else:
+        n = len(seeds)
+        print(f"{loaded.name}: {len(variants)} variants on the same {n} seed"
+              f"{'s' if n != 1 else ''} ({', '.join(map(str, seeds))}); "
+              f"differences are paired per seed against {variants[0].label!r}")
+        headers = ["variant", "requests", "success", "p50 ms", "p99 ms", "Δp99 ms", "95% CI"]
+        rows = []
+        for i, e in enumerate(full["variants"]):
+            a = e["aggregate"]
+            d = e["p99_diff"]
+            if i == 0:
+                diff, ci = "baseline", ""
+            else:
+                diff = _signed_ms(d["mean"]) if d["n"] else "-"
+                ci = (f"[{_signed_ms(d['ci_low'])}, {_signed_ms(d['ci_high'])}]"
+                      if d["ci_low"] is not None else "n/a (1 seed)" if d["n"] <= 1 else "n/a")
+            rows.append([e["variant"], str(a.get("requests", 0)), _pct(a.get("success_rate")),
+                         _ms(a.get("latency_p50")), _ms(a.get("latency_p99")), diff, ci])
+        print("\n".join(_table(headers, rows)))
+        print("\nΔp99: mean over seeds of (variant p99 - baseline p99); 95% CI: t-interval "
+              "over seeds")
+        print(f"wrote {out}/ ({', '.join(full['files'])})")
+    if full["interrupted"]:
+        print(f"interrupted: kept the variants that ran in {out}", file=sys.stderr)
+        return 130
+    return 0
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def _cmd_sweep(args) -> int:
+    from .runner import (ProgressLine, cpu_count, run_sweep, sweep_frame, sweep_point_table,
+                         sweep_tasks, write_sweep)
+
+    workers = args.workers if args.workers is not None else cpu_count()
+    if workers < 1:
+        raise UserError("--workers must be at least 1")
+    loaded = _load(args)
+    if not loaded.points:
+        raise UserError(f"{args.scenario}: no sweep: section to run; add one "
+                        "(sweep: {grid: {key.path: [values, ...]}} or "
+                        "sweep: {points: [{key.path: value}, ...]}) or use `fedsim run`")
+    seeds = loaded.seeds()
+    tasks = sweep_tasks(loaded.points, seeds)
+    params = {p.name: p.params for p in loaded.points}
+    out = _out_dir(args, loaded.name, "sweep")
+    line = ProgressLine(1.0) if _progress_wanted(args) else None
+    failed = []
+    done = [0]
+
+    def on_done(i, res):
+        done[0] += 1
+        if not res.get("ok"):
+            name, _, seed = tasks[i]
+            failed.append((name, seed, res.get("error", "failed")))
+            if line:
+                line.close()
+            where = ", ".join(f"{k}={v}" for k, v in params[name].items())
+            print(f"fedsim sweep: point {where} (seed {seed}) failed: {res.get('error')}",
+                  file=sys.stderr)
+        if line:
+            line.tasks(done[0], len(tasks), len(failed))
+
+    if line:
+        line.tasks(0, len(tasks))
+    outcome = run_sweep(tasks, min(workers, len(tasks)), on_done,
+                        tick=(lambda: line.tasks(done[0], len(tasks), len(failed))) if line else None)
+    if line:
+        line.close()
+    frame = sweep_frame(loaded.points, outcome)
+    meta = {"command": "sweep", "scenario": loaded.name, "file": str(loaded.path),
+            "overrides": list(args.set or []), "seeds": seeds, "workers": workers,
+            "points": [{"name": p.name, "params": p.params} for p in loaded.points],
+            "runs": len(tasks), "finished": len(outcome.outputs),
+            "failed": [{"point": n, "params": params[n], "seed": s, "error": e}
+                       for n, s, e in failed],
+            "interrupted": outcome.interrupted, "out": str(out)}
+    doc = write_sweep(out, frame, meta)
+    if args.json:
+        print(json.dumps(doc, indent=2))
+    else:
+        print(f"{loaded.name}: {len(loaded.points)} points x {len(seeds)} replication"
+              f"{'s' if len(seeds) != 1 else ''} on {min(workers, len(tasks))} worker"
+              f"{'s' if min(workers, len(tasks)) != 1 else ''}")
+        table = sweep_point_table(frame)
+        headers = ["point", "runs", "requests", "success", "p50 ms", "p99 ms", "retries/req"]
+        rows = [[str(name), str(r["runs"]), str(int(r["requests"])), _pct(r["success_rate"]),
+                 _ms(r["latency_p50"]), _ms(r["latency_p99"]), _num(r["retries_per_request"])]
+                for name, r in table.iterrows()]
+        print("\n".join(_table(headers, rows)))
+        print("(means over seeds)")
+        print(f"wrote {out}/ ({', '.join(doc['files'])})")
+    if outcome.interrupted:
+        print(f"interrupted: kept {len(outcome.outputs)} of {len(tasks)} runs in {out}",
+              file=sys.stderr)
+        return 130
+    if failed:
+        print(f"fedsim sweep: {len(failed)} of {len(tasks)} runs failed (see above); "
+              f"the others are in {out}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --------------------------------------------------------------------------- validate / list / schema
+
+
+def _cmd_validate(args) -> int:
+    from .scenario import ScenarioError, load_scenario
+
+    bad = 0
+    for path in args.scenarios:
+        try:
+            loaded = load_scenario(path)
+        except ScenarioError as err:
+            bad += 1
+            print(str(err), file=sys.stderr)
+            continue
+        n = max(len(loaded.points), 1)
+        r = loaded.replications
+        print(f"ok  {path} ({n} point{'s' if n != 1 else ''}, "
+              f"{r} replication{'s' if r != 1 else ''})")
+    return 2 if bad else 0
+
+
+def _fault_descriptions() -> dict[str, str]:
+    """Fault kinds with the one-line effects from fedsim.world.faults' table."""
+    from .world import FAULT_KINDS
+    from .world import faults
+
+    table = {}
+    for m in re.finditer(r"^\|\s*(\w+)\s*\|\s*(.+?)\s*\|\s*$", faults.__doc__ or "", re.M):
+        table[m.group(1)] = m.group(2).replace("``", "`")
+    return {k: table.get(k, "") for k in FAULT_KINDS}
+
+
+def _cmd_list(args) -> int:
+    from .federation import FIX_DESCRIPTIONS, POLICIES, STRATEGIES
+    from .world import ARRIVALS, DISTRIBUTIONS, SERVICE_MODELS
+
+    def section(title, items):
+        print(f"{title}:")
+        for name, desc in items:
+            print(f"  {name:<30} {desc}")
+
+    section("strategies", ((n, d) for n, (_, d) in STRATEGIES.items()))
+    section("policies", ((n, d) for n, (_, d) in POLICIES.items()))
+    section("fixes", FIX_DESCRIPTIONS.items())
+    section("fault kinds", _fault_descriptions().items())
+    section("service models (any distribution is also a service-time model)",
+            ((n, d) for n, (_, d) in SERVICE_MODELS.items()))
+    section("distributions", ((n, d) for n, (_, d) in DISTRIBUTIONS.items()))
+    section("arrival processes", ((n, d) for n, (_, d) in ARRIVALS.items()))
+    return 0
+
+
+def _cmd_schema(args) -> int:
+    from .scenario import json_schema
+
+    text = json.dumps(json_schema(), indent=2) + "\n"
+    if args.out:
+        try:
+            Path(args.out).write_text(text)
+        except OSError as err:
+            raise UserError(f"--out {args.out}: cannot write ({err.strerror})") from None
+        print(f"wrote {args.out}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
 
 
 def _cmd_demo(args) -> int:
@@ -20,33 +374,77 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def _cmd_list(args) -> int:
-    from .federation import FIX_DESCRIPTIONS, POLICIES, STRATEGIES
+# --------------------------------------------------------------------------- parser
 
-    print("strategies:")
-    for name, (_, desc) in STRATEGIES.items():
-        print(f"  {name:<30} {desc}")
-    print("policies:")
-    for name, (_, desc) in POLICIES.items():
-        print(f"  {name:<30} {desc}")
-    print("fixes:")
-    for name, desc in FIX_DESCRIPTIONS.items():
-        print(f"  {name:<30} {desc}")
-    return 0
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's usage errors: status 2, no traceback
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _scenario_options(p: argparse.ArgumentParser, out_help: str) -> None:
+    p.add_argument("scenario", metavar="SCENARIO", help="scenario file (YAML)")
+    p.add_argument("--out", metavar="DIR", help=out_help)
+    p.add_argument("--seed", type=int, metavar="N",
+                   help="first replication seed (default: the scenario's seed)")
+    p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", default=[],
+                   help="override a scenario value, e.g. --set router.strategy=random "
+                        "(repeatable; the value is YAML)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress or notes on stderr")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="fedsim", description="Simulate and benchmark federated "
-                                "model-inference routing with the APR Federation router.")
+    p = _Parser(prog="fedsim", description="Simulate and benchmark federated "
+                "model-inference routing with the APR Federation router.",
+                epilog="exit status: 0 ok, 1 a run failed, 2 bad input, 130 interrupted")
     p.add_argument("--version", action="version", version=f"fedsim {__version__}")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    r = sub.add_parser("run", help="run a scenario's replications; write tables, plots, summary",
+                       description="Run every replication of SCENARIO and write requests/"
+                       "attempts/timeseries/events.parquet, summary.json, summary.md and plots.")
+    _scenario_options(r, "output folder (default: results/<scenario>-<YYYYmmdd-HHMMSS>)")
+    r.add_argument("--live", action="store_true", help="show a live dashboard while it runs")
+    r.add_argument("--speed", type=float, metavar="X",
+                   help="with --live: simulated seconds per wall second (default 10; 0: as fast "
+                        "as possible)")
+    r.set_defaults(func=_cmd_run)
+
+    c = sub.add_parser("compare", help="paired comparison of strategies and/or fixes",
+                       description="Run each variant on the same seeds (common random numbers) "
+                       "and compare them against the first one.")
+    _scenario_options(c, "output folder (default: results/<scenario>-compare-<time>)")
+    c.add_argument("--strategies", metavar="A,B,...", help="strategies to compare")
+    c.add_argument("--fixes", metavar="F,...",
+                   help="fix variants: none, all, a fix name, or a+b (several fixes at once)")
+    c.set_defaults(func=_cmd_compare)
+
+    s = sub.add_parser("sweep", help="run the sweep grid x replications in parallel",
+                       description="Run every sweep point and replication on worker processes "
+                       "and write one combined table (sweep.csv, sweep.parquet).")
+    _scenario_options(s, "output folder (default: results/<scenario>-sweep-<time>)")
+    s.add_argument("--workers", type=int, metavar="N",
+                   help=f"worker processes (default: the number of cores, {os.cpu_count()})")
+    s.set_defaults(func=_cmd_sweep)
+
+    v = sub.add_parser("validate", help="check scenario files (sweep points included)")
+    v.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    v.set_defaults(func=_cmd_validate)
+
+    ls = sub.add_parser("list", help="list strategies, policies, fixes, fault kinds, models, ...")
+    ls.set_defaults(func=_cmd_list)
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of scenario files")
+    sc.add_argument("--out", metavar="FILE", help="write it to FILE instead")
+    sc.set_defaults(func=_cmd_schema)
+
     d = sub.add_parser("demo", help="run the router demo and write its summary")
     d.add_argument("--out", default="results/demo", help="output folder (default: results/demo)")
     d.add_argument("--requests", type=int, default=3000, help="requests per variant (default 3000)")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     d.set_defaults(func=_cmd_demo)
-    ls = sub.add_parser("list", help="list strategies, policies and fixes")
-    ls.set_defaults(func=_cmd_list)
     return p
 
 
@@ -57,8 +455,18 @@ def main(argv=None) -> int:
         parser.print_help()
         return 2
     try:
+        from .scenario import ScenarioError
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+    try:
         return args.func(args)
-    except BrokenPipeError:  # e.g. `fedsim demo | head`: stop quietly
+    except ScenarioError as err:
+        print(str(err), file=sys.stderr)
+        return 2
+    except UserError as err:
+        print(f"fedsim {args.command}: {err}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # e.g. `fedsim list | head`: stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
     except KeyboardInterrupt:
