@@ -41,6 +41,7 @@ from ..federation import (
 from ..federation.types import Capability
 from .clock import SimClock, ns
 from .node import ERROR_FAULT, QUEUE_FULL, Node
+from .scenario import policy_params
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulation import World
@@ -68,21 +69,8 @@ def build_policy(spec, world: "World", fixes):
                 for r in world.scenario.regions:
                     p.with_region_cost(r.id, r.cost)
         return policy
-    members = []
-    for item in spec:
-        params = dict(item)
-        kind = params.pop("kind")
-        if kind in ("locality", "cost", "health") and "fixes" not in params:
-            params["fixes"] = fixes
-        if kind == "privacy" and params.get("regions", None) == "scenario":
-            params.pop("regions")
-            params["region_privacy"] = {r.id: r.privacy for r in world.scenario.regions}
-        if kind == "cost" and params.get("region_costs", None) == "scenario":
-            params["region_costs"] = {r.id: r.cost for r in world.scenario.regions}
-        if kind in ("latency",) and "max_latency" in params:
-            params["max_latency"] = ns(params["max_latency"])
-        members.append(make_policy(kind, **params))
-    return CompositePolicy(members)
+    return CompositePolicy([make_policy(item["kind"], **policy_params(item, world.scenario, fixes))
+                            for item in spec])
 
 
 class GatewayReplica:

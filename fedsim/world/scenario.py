@@ -190,18 +190,18 @@ class RouterSpec(_Model):
             return v
         from ..federation.policy import POLICIES, make_policy
 
+        out = []
         for i, item in enumerate(v):
             if "kind" not in item:
                 raise ValueError(f"entry {i} has no 'kind' (one of {', '.join(POLICIES)})")
-            params = {k: x for k, x in item.items()
-                      if k != "kind" and x != "scenario" and k not in ("regions",)}
-            if item.get("kind") == "latency" and "max_latency" in params:
-                params["max_latency"] = int(parse_duration(params["max_latency"]) * 1e9)
+            item = {k: (x if k in ("kind", "regions", "region_costs") else convert_spec(x))
+                    for k, x in item.items()}
             try:
-                make_policy(str(item["kind"]), **params)
-            except TypeError as err:
+                make_policy(str(item["kind"]), **policy_params(item, None))
+            except (TypeError, ValueError) as err:
                 raise ValueError(f"entry {i} ({item['kind']!r}): {err}") from None
-        return v
+            out.append(item)
+        return out
 
     @field_validator("fixes")
     @classmethod
@@ -286,6 +286,32 @@ class WorkloadSpec(_Model):
             raise ValueError("a workload needs exactly one of 'arrival' (open loop) or "
                              "'clients' (closed loop)")
         return self
+
+
+def policy_params(item: dict, scenario: Optional["Scenario"], fixes: Optional[Fixes] = None) -> dict:
+    """Keyword arguments for ``make_policy`` from a scenario's policy entry: durations to ns,
+    privacy names to levels, ``regions: scenario`` / ``region_costs: scenario`` filled from
+    the scenario's regions (left out when ``scenario`` is None, i.e. while validating)."""
+    params = {k: x for k, x in item.items() if k != "kind"}
+    kind = item["kind"]
+    if kind in ("locality", "cost", "health") and fixes is not None:
+        params.setdefault("fixes", fixes)
+    if kind == "latency" and "max_latency" in params:
+        params["max_latency"] = int(round(parse_duration(params["max_latency"]) * 1e9))
+    if kind == "privacy":
+        if params.get("regions") == "scenario":
+            params.pop("regions")
+            params["region_privacy"] = ({} if scenario is None else
+                                        {r.id: r.privacy for r in scenario.regions})
+        elif "regions" in params:
+            raise ValueError("'regions' takes only the value 'scenario'")
+        if isinstance(params.get("region_privacy"), dict):
+            params["region_privacy"] = {r: _privacy(lvl) for r, lvl in params["region_privacy"].items()}
+    if kind == "cost" and params.get("region_costs") == "scenario":
+        params["region_costs"] = {} if scenario is None else {r.id: r.cost for r in scenario.regions}
+    elif kind == "cost" and isinstance(params.get("region_costs"), dict):
+        params["region_costs"] = {r: parse_fraction(c) for r, c in params["region_costs"].items()}
+    return params
 
 
 def _checked(spec: Any, what: str) -> Any:

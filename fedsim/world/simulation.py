@@ -146,11 +146,11 @@ class World:
                 last_area[node_id] = area
                 for gw in self.gateways.values():
                     h = gw.health.peek(node_id)
-                    rec = gw.breaker.record(node_id)
+                    circuit = gw.breaker.state(node_id)  # applies eager_half_open when on
                     ts.append(t, node_id, gw.name, node.queue_depth, node.in_flight,
                               node.busy_gpus, util, node.up,
                               None if h is None else h.status.debug_name,
-                              "Closed" if rec is None else rec.state.debug_name,
+                              circuit.debug_name,
                               None if h is None else h.latency_p50 / 1e9)
 
     # -------------------------------------------------------------- run
