@@ -4,13 +4,15 @@
                [--live] [--speed X]
     fedsim compare SCENARIO --strategies a,b,c | --fixes none,all,name,a+b
     fedsim sweep SCENARIO [--workers N] [--out DIR]
+    fedsim report RESULTS_DIR
     fedsim validate SCENARIO...
     fedsim list
     fedsim schema [--out FILE]
     fedsim demo
 
 Exit status: 0 ok, 1 a run or a sweep point failed, 2 bad input (never a traceback),
-130 interrupted (Ctrl-C; what finished is written).
+130 interrupted (Ctrl-C; what finished is written).  ``run``, ``compare`` and ``sweep`` end
+by writing report.html and report.md into their output folder (``--no-report`` skips it).
 """
 
 from __future__ import annotations
@@ -104,6 +106,35 @@ def _signed_ms(v) -> str:
     return f"{v * 1e3:+.1f}"
 
 
+def _auto_report(args, out: Path, rc: int, files=()) -> int:
+    """Write the report of ``out`` after run / compare / sweep (unless --no-report); a
+    failing report is reported on stderr and turns a 0 exit status into 1.  The PNG plots in
+    ``files`` were just drawn by the runner and are embedded as they are."""
+    if getattr(args, "no_report", False):
+        return rc
+    from .report import ReportError, build_report
+
+    try:
+        rep = build_report(out, reuse=[f for f in files if f.endswith(".png")])
+        html_path, md_path = rep.write()
+    except ReportError as err:
+        _note(args, f"note: no report: {err}")
+        return rc
+    except Exception as err:  # a report must not lose the results written above
+        print(f"fedsim {args.command}: could not write the report: {type(err).__name__}: {err}",
+              file=sys.stderr)
+        return rc or 1
+    for alert in rep.alerts:
+        print(f"fedsim {args.command}: {alert}", file=sys.stderr)
+    for problem in rep.problems:
+        _note(args, f"report: {problem}")
+    if args.json:
+        _note(args, f"report: {html_path}")
+    else:
+        print(f"report: {html_path} (and {md_path.name})")
+    return rc
+
+
 # --------------------------------------------------------------------------- run
 
 
@@ -156,11 +187,12 @@ def _cmd_run(args) -> int:
                 for label, s in summary_rows(doc)]
         print("\n".join(_table(headers, rows)))
         print(f"\nwrote {out}/ ({', '.join(doc['files'])})")
+    rc = _auto_report(args, out, 0, doc["files"])
     if outcome.interrupted:
         print(f"interrupted: kept {len(outcome.results)} of {len(seeds)} replication(s) "
               f"(the last one partial) in {out}", file=sys.stderr)
         return 130
-    return 0
+    return rc
 
 
 # --------------------------------------------------------------------------- compare
@@ -215,10 +247,11 @@ def _cmd_compare(args) -> int:
         print("\nΔp99: mean over seeds of (variant p99 - baseline p99); 95% CI: t-interval "
               "over seeds")
         print(f"wrote {out}/ ({', '.join(full['files'])})")
+    rc = _auto_report(args, out, 0, full["files"])
     if full["interrupted"]:
         print(f"interrupted: kept the variants that ran in {out}", file=sys.stderr)
         return 130
-    return 0
+    return rc
 
 
 # --------------------------------------------------------------------------- sweep
@@ -286,6 +319,7 @@ def _cmd_sweep(args) -> int:
         print("\n".join(_table(headers, rows)))
         print("(means over seeds)")
         print(f"wrote {out}/ ({', '.join(doc['files'])})")
+    rc = _auto_report(args, out, 0)
     if outcome.interrupted:
         print(f"interrupted: kept {len(outcome.outputs)} of {len(tasks)} runs in {out}",
               file=sys.stderr)
@@ -294,6 +328,25 @@ def _cmd_sweep(args) -> int:
         print(f"fedsim sweep: {len(failed)} of {len(tasks)} runs failed (see above); "
               f"the others are in {out}", file=sys.stderr)
         return 1
+    return rc
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _cmd_report(args) -> int:
+    from .report import ReportError, build_report
+
+    try:
+        rep = build_report(args.results_dir)
+    except ReportError as err:
+        raise UserError(str(err)) from None
+    html_path, md_path = rep.write()
+    for alert in rep.alerts:
+        print(f"fedsim report: {alert}", file=sys.stderr)
+    for problem in rep.problems:
+        _note(args, f"fedsim report: {problem}")
+    print(f"wrote {html_path} and {md_path}")
     return 0
 
 
@@ -393,6 +446,8 @@ def _scenario_options(p: argparse.ArgumentParser, out_help: str) -> None:
                         "(repeatable; the value is YAML)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress or notes on stderr")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--no-report", action="store_true",
+                   help="do not write report.html / report.md into the output folder")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -404,7 +459,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a scenario's replications; write tables, plots, summary",
                        description="Run every replication of SCENARIO and write requests/"
-                       "attempts/timeseries/events.parquet, summary.json, summary.md and plots.")
+                       "attempts/timeseries/events.parquet, summary.json, summary.md, plots and "
+                       "report.html / report.md.")
     _scenario_options(r, "output folder (default: results/<scenario>-<YYYYmmdd-HHMMSS>)")
     r.add_argument("--live", action="store_true", help="show a live dashboard while it runs")
     r.add_argument("--speed", type=float, metavar="X",
@@ -428,6 +484,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--workers", type=int, metavar="N",
                    help=f"worker processes (default: the number of cores, {os.cpu_count()})")
     s.set_defaults(func=_cmd_sweep)
+
+    rp = sub.add_parser("report", help="write report.html and report.md for a results folder",
+                        description="Read the outputs of `fedsim run`, `compare` or `sweep` in "
+                        "RESULTS_DIR and write a self-contained report.html (plots embedded) and "
+                        "report.md (with the plots as PNG files) into it.")
+    rp.add_argument("results_dir", metavar="RESULTS_DIR", help="a folder written by run, "
+                    "compare or sweep")
+    rp.add_argument("--quiet", "-q", action="store_true", help="no notes on stderr")
+    rp.set_defaults(func=_cmd_report)
 
     v = sub.add_parser("validate", help="check scenario files (sweep points included)")
     v.add_argument("scenarios", nargs="+", metavar="SCENARIO")

@@ -336,7 +336,8 @@ def write_run(out: Path, outcome: RunOutcome, meta: dict, plots: bool = True) ->
         "gateway_stats": [{"seed": r.seed, **{g: _stats(s) for g, s in r.gateway_stats.items()}}
                           for r in results],
     })
-    files = [f"{t}.parquet" for t in TABLES] + ["summary.json"]
+    write_json(out / "scenario.json", scenario.model_dump(mode="json"))
+    files = [f"{t}.parquet" for t in TABLES] + ["scenario.json", "summary.json"]
     if plots and results:
         files += write_run_plots(out, scenario, results)
     files.append("summary.md")
@@ -369,26 +370,20 @@ def successful_latencies(result: Result, warmup: float) -> pd.Series:
 
 
 def write_run_plots(out: Path, scenario: Scenario, results: Sequence[Result]) -> list[str]:
+    """latency_percentiles.png (mean over seeds with a confidence band when there are several)
+    and timeline.png (the first seed)."""
     from . import plots
 
-    series = {}
-    if len(results) > 1:
-        for r in results:
-            series[f"seed {r.seed}"] = successful_latencies(r, scenario.warmup).to_numpy()
-        series["all seeds"] = pd.concat(
-            [successful_latencies(r, scenario.warmup) for r in results]).to_numpy()
-        emphasis = "all seeds"
-    else:
-        series[f"seed {results[0].seed}"] = successful_latencies(results[0], scenario.warmup).to_numpy()
-        emphasis = None
-    plots.latency_percentiles(series, out / "latency_percentiles.png",
-                              title=f"{scenario.name}: latency by percentile "
-                                    f"(after {scenario.warmup:g} s warm-up)",
-                              emphasis=emphasis)
+    fig = plots.latency_percentile_plot(
+        combined(results, "requests"), warmup=scenario.warmup,
+        title=f"{scenario.name}: latency by percentile (after {scenario.warmup:g} s warm-up"
+              + (f", mean of {len(results)} seeds, shaded 95% CI)" if len(results) > 1 else ")"))
+    plots.save(fig, out / "latency_percentiles", formats=("png",))
     first = results[0]
-    plots.timeline(first.timeseries, first.events, out / "timeline.png",
-                   title=f"{scenario.name}: queue depth per node (seed {first.seed})",
-                   end=first.simulated_seconds or scenario.duration)
+    fig = plots.timeline_plot(first.timeseries, first.events, first.attempts,
+                              end=first.simulated_seconds or scenario.duration,
+                              title=f"{scenario.name}: timeline (seed {first.seed})")
+    plots.save(fig, out / "timeline", formats=("png",))
     return ["latency_percentiles.png", "timeline.png"]
 
 
@@ -516,10 +511,11 @@ def compare(scenario: Scenario, variants: Sequence[Variant], seeds: Sequence[int
             monitor_for: Optional[Callable[[int, Variant], Monitor]] = None) -> dict:
     """Run every variant on the same seeds; return the comparison document (``variants``
     with per-seed summaries, pooled numbers, and paired p99 differences against the first
-    variant) plus ``interrupted``.  Latencies for plotting under ``_latencies``."""
+    variant) plus ``interrupted``.  The latencies of successful requests after the warm-up,
+    for plotting, under ``_latencies`` (a DataFrame: ``variant``, ``seed``, ``latency``)."""
     entries = []
     interrupted = False
-    latencies = {}
+    latencies = []
     for i, v in enumerate(variants):
         sc = v.apply(scenario)
         mon = monitor_for(i, v) if monitor_for else None
@@ -531,9 +527,9 @@ def compare(scenario: Scenario, variants: Sequence[Variant], seeds: Sequence[int
             "runs": [r.summary() for r in outcome.results],
             "aggregate": pooled_summary(sc, outcome.results),
         })
-        if outcome.results:
-            latencies[v.label] = pd.concat(
-                [successful_latencies(r, sc.warmup) for r in outcome.results]).to_numpy()
+        for r in outcome.results:
+            lat = successful_latencies(r, sc.warmup).to_numpy()
+            latencies.append(pd.DataFrame({"variant": v.label, "seed": r.seed, "latency": lat}))
         if outcome.interrupted:
             interrupted = True
             break
@@ -542,7 +538,9 @@ def compare(scenario: Scenario, variants: Sequence[Variant], seeds: Sequence[int
         e["p99_diff"] = _paired(base, e, "latency_p99")
         e["p50_diff"] = _paired(base, e, "latency_p50")
         e["success_rate_diff"] = _paired(base, e, "success_rate")
-    return {"variants": entries, "interrupted": interrupted, "_latencies": latencies}
+    frame = (pd.concat(latencies, ignore_index=True) if latencies
+             else pd.DataFrame({"variant": [], "seed": [], "latency": []}))
+    return {"variants": entries, "interrupted": interrupted, "_latencies": frame}
 
 
 def _paired(base: dict, other: dict, metric: str) -> dict:
@@ -579,18 +577,27 @@ def comparison_frame(doc: dict) -> pd.DataFrame:
 
 
 def write_compare(out: Path, doc: dict, meta: dict, scenario: Scenario) -> dict:
+    """comparison.csv, latencies.parquet (``variant``, ``seed``, ``latency`` of every successful
+    request after the warm-up), scenario.json (the base scenario), summary.json and the
+    percentile plot."""
     out.mkdir(parents=True, exist_ok=True)
-    latencies = doc.pop("_latencies", {})
+    latencies = doc.pop("_latencies", None)
     frame = comparison_frame(doc)
     frame.to_csv(out / "comparison.csv", index=False)
     full = dict(meta)
     full.update(doc)
-    files = ["comparison.csv", "summary.json"]
-    if latencies:
+    files = ["comparison.csv", "summary.json", "scenario.json"]
+    write_json(out / "scenario.json", scenario.model_dump(mode="json"))
+    if latencies is not None and len(latencies):
         from . import plots
 
-        plots.latency_percentiles(latencies, out / "latency_percentiles.png",
-                                  title=f"{scenario.name}: latency by percentile per variant")
+        latencies.to_parquet(out / "latencies.parquet", index=False)
+        files.append("latencies.parquet")
+        fig = plots.latency_percentile_plot(
+            latencies, variant_col="variant", warmup=0.0,
+            title=f"{scenario.name}: latency by percentile per variant"
+                  + (" (mean over seeds, shaded 95% CI)" if latencies["seed"].nunique() > 1 else ""))
+        plots.save(fig, out / "latency_percentiles", formats=("png",))
         files.append("latency_percentiles.png")
     full["files"] = files
     write_json(out / "summary.json", full)
