@@ -365,7 +365,7 @@ def _violation_mask(requests: pd.DataFrame, region_privacy: Mapping[str, Any]) -
     levels = _region_levels(region_privacy)
     served = _eq(requests["status"], "success") & requests["region"].notna().to_numpy()
     regions = _plain(requests["region"])[served].astype(str)
-    unknown = sorted(set(regions) - set(levels))
+    unknown = sorted({str(x) for x in pd.unique(regions)} - set(levels))
     if unknown:
         raise ValueError(f"region_privacy has no level for region(s) {unknown} that served "
                          "requests; a violation cannot be judged without it (the router "
@@ -373,7 +373,9 @@ def _violation_mask(requests: pd.DataFrame, region_privacy: Mapping[str, Any]) -
     mask = np.zeros(len(requests), dtype=bool)
     if served.any():
         region_level = regions.map(levels).to_numpy(dtype=np.int64)
-        wanted = _plain(requests["privacy"])[served].map(_level).to_numpy(dtype=np.int64)
+        privacy = _plain(requests["privacy"])[served]
+        wanted_of = {v: _level(v) for v in pd.unique(privacy)}
+        wanted = privacy.map(wanted_of).to_numpy(dtype=np.int64)
         mask[served] = region_level < wanted
     return mask
 
@@ -472,9 +474,11 @@ def fault_windows(events: pd.DataFrame) -> pd.DataFrame:
 
 
 def _known_nodes(events: pd.DataFrame, attempts: Optional[pd.DataFrame]) -> set[str]:
-    known = set(events.loc[events["category"].isin(["health", "circuit"]), "subject"].astype(str))
+    # unique values first: converting millions of strings one by one is the slow part
+    known = {str(x) for x in pd.unique(events.loc[events["category"].isin(["health", "circuit"]),
+                                                  "subject"])}
     if attempts is not None:
-        known |= set(_plain(attempts["node"]).dropna().astype(str))
+        known |= {str(x) for x in pd.unique(_plain(attempts["node"]).dropna())}
     return known
 
 
