@@ -382,6 +382,37 @@ def _fault_descriptions() -> dict[str, str]:
     return {k: table.get(k, "") for k in FAULT_KINDS}
 
 
+def _cmd_check(args) -> int:
+    from .testing import check_main
+
+    return check_main(args.scenarios, junit=args.junit, overrides=args.set, quiet=args.quiet,
+                      seed=args.seed, duration=args.duration, json_out=args.json)
+
+
+def _cmd_baseline_save(args) -> int:
+    from .testing import baseline_save_main
+
+    return baseline_save_main(args.scenario, args.to, overrides=args.set, seed=args.seed,
+                              duration=args.duration, quiet=args.quiet)
+
+
+def _cmd_baseline_compare(args) -> int:
+    from .testing import baseline_compare_main
+
+    if not 0 <= args.tolerance < 10:
+        print("fedsim baseline compare: --tolerance is a fraction, e.g. 0.05", file=sys.stderr)
+        return 2
+    return baseline_compare_main(args.scenario, args.against, tolerance=args.tolerance,
+                                 overrides=args.set, confidence=args.confidence, seed=args.seed,
+                                 duration=args.duration, json_out=args.json)
+
+
+def _cmd_validate_theory(args) -> int:
+    from .validation import validate_theory_main
+
+    return validate_theory_main(args.quick, out=args.out, cases=args.case or None)
+
+
 def _cmd_list(args) -> int:
     from .federation import FIX_DESCRIPTIONS, POLICIES, STRATEGIES
     from .world import ARRIVALS, DISTRIBUTIONS, SERVICE_MODELS
@@ -497,6 +528,60 @@ def build_parser() -> argparse.ArgumentParser:
     v = sub.add_parser("validate", help="check scenario files (sweep points included)")
     v.add_argument("scenarios", nargs="+", metavar="SCENARIO")
     v.set_defaults(func=_cmd_validate)
+
+    def _check_options(p) -> None:
+        p.add_argument("--set", action="append", metavar="KEY.PATH=VALUE", default=[],
+                       help="override a scenario value (repeatable; the value is YAML)")
+        p.add_argument("--seed", type=int, metavar="N", help="first replication seed")
+        p.add_argument("--duration", metavar="D", help="run each scenario for D (e.g. 30s) "
+                       "instead of its own duration")
+
+    ck = sub.add_parser("check", help="run scenarios and evaluate their assertions:",
+                        description="Run each SCENARIO, evaluate its assertions: section and "
+                        "print a pass/fail table with measured values and margins; exit 1 if "
+                        "any assertion fails.")
+    ck.add_argument("scenarios", nargs="+", metavar="SCENARIO")
+    ck.add_argument("--junit", metavar="FILE", help="also write JUnit XML to FILE")
+    ck.add_argument("--quiet", "-q", action="store_true", help="only the failures")
+    ck.add_argument("--json", action="store_true", help="print the outcomes as JSON")
+    _check_options(ck)
+    ck.set_defaults(func=_cmd_check)
+
+    bl = sub.add_parser("baseline", help="save or compare against a metrics baseline",
+                        description="Baselines: summary metrics with replication intervals in "
+                        "a small JSON file meant to be committed.")
+    bsub = bl.add_subparsers(dest="baseline_command", metavar="ACTION", parser_class=_Parser)
+    bs = bsub.add_parser("save", help="run SCENARIO and store its metrics")
+    bs.add_argument("scenario", metavar="SCENARIO")
+    bs.add_argument("--to", required=True, metavar="FILE", help="baseline file to write")
+    bs.add_argument("--quiet", "-q", action="store_true")
+    _check_options(bs)
+    bs.set_defaults(func=_cmd_baseline_save)
+    bc = bsub.add_parser("compare", help="rerun SCENARIO and compare with a baseline",
+                         description="Rerun SCENARIO and report per metric a significant "
+                         "regression, an improvement or noise; exit 1 on a significant "
+                         "regression beyond the tolerance.")
+    bc.add_argument("scenario", metavar="SCENARIO")
+    bc.add_argument("--against", required=True, metavar="FILE", help="baseline file")
+    bc.add_argument("--tolerance", type=float, default=0.05, metavar="X",
+                    help="relative worsening allowed before a significant change fails "
+                         "(default 0.05)")
+    bc.add_argument("--confidence", type=float, default=0.95, metavar="C",
+                    help="confidence level of the tests (default 0.95)")
+    bc.add_argument("--json", action="store_true", help="print the report as JSON")
+    _check_options(bc)
+    bc.set_defaults(func=_cmd_baseline_compare)
+    bl.set_defaults(func=lambda a: (bl.print_help(), 2)[1])
+
+    vt = sub.add_parser("validate-theory", help="check the simulator against queueing theory",
+                        description="Run the validation cases (M/M/1, M/M/c, M/G/1, round robin "
+                        "GI/M/1, power-of-d and JSQ, Little's law) and print simulated vs "
+                        "theoretical values with confidence intervals; exit 1 on a failure.")
+    vt.add_argument("--quick", action="store_true", help="the reduced suite that runs in CI")
+    vt.add_argument("--out", metavar="DIR", help="write the table as CSV/JSON into DIR")
+    vt.add_argument("--case", action="append", metavar="NAME", help="run only this case "
+                    "(repeatable)")
+    vt.set_defaults(func=_cmd_validate_theory)
 
     ls = sub.add_parser("list", help="list strategies, policies, fixes, fault kinds, models, ...")
     ls.set_defaults(func=_cmd_list)

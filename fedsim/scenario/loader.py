@@ -409,7 +409,7 @@ def _fields_at(loc: tuple) -> list[str]:
             return []
     tp = _unwrap(tp)
     if isinstance(tp, type) and issubclass(tp, BaseModel):
-        names = list(tp.model_fields)
+        names = [n for n, f in tp.model_fields.items() if not f.exclude]
         return names + (list(EXTRA_KEYS) if tp is Scenario else [])
     return []
 

@@ -16,6 +16,7 @@ from .randomness import Streams
 from .result import Result
 from .scenario import (
     FAULT_KINDS,
+    AssertionSpec,
     BreakerSpec,
     DeployedModel,
     FaultSpec,

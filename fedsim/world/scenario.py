@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Union
 
-from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema,
-                      field_validator, model_validator)
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field,
+                      PrivateAttr, ValidationInfo, WithJsonSchema, field_validator,
+                      model_serializer, model_validator)
 
 from ..federation import Capability, Fixes, PrivacyLevel
+from .assertions import GROUPS, METRICS, PRESETS, Check, check_group, parse_check, parse_critical
 from .units import (DURATION_PATTERN, PERCENT_PATTERN, RATE_PATTERN, convert_spec,
                     parse_duration, parse_fraction)
 
@@ -390,6 +392,141 @@ class FaultSpec(_Model):
         return self
 
 
+_CHECK_SCHEMA = {"type": "string",
+                 "description": "METRIC[.STAT] OP VALUE, e.g. 'p99_latency <= 800ms', "
+                                "'success_rate >= 0.99', 'p99_latency.upper95 <= 800ms'"}
+_ASSERTION_SCHEMA = WithJsonSchema({
+    "anyOf": [
+        {"type": "string", "description": "a check (METRIC[.STAT] OP VALUE) or a preset ("
+                                          + ", ".join(PRESETS) + ")"},
+        {"type": "object", "additionalProperties": False, "required": ["check"],
+         "properties": {
+             "name": {"type": "string", "description": "test name (default: the check)"},
+             "check": _CHECK_SCHEMA,
+             "by": {"type": "string", "enum": list(GROUPS),
+                    "description": "evaluate per group"},
+             "critical": {"type": "string",
+                          "description": "the playbook's 'critical' column: a second condition "
+                                         "on the same metric (a check, or just OP VALUE); "
+                                         "failing it marks the failure critical"}}},
+    ],
+    "description": "an SLO assertion; metrics: " + ", ".join(METRICS)})
+
+
+class AssertionSpec(_Model):
+    """One SLO assertion (see :mod:`fedsim.world.assertions`): a ``check`` such as
+    ``p99_latency <= 800ms``, evaluated over the whole run or per group (``by``), with an
+    optional ``critical`` condition on the same metric.  In files it is a string (the
+    check) or a mapping; the string ``playbook`` expands to the playbook's four (§9.3).
+
+    ``name`` defaults to the check (plus `` by <group>``); names are unique per scenario."""
+
+    check: Optional[Check] = None
+    by: Optional[str] = None
+    critical: Optional[Check] = None
+    name: Optional[str] = None
+    preset: Optional[str] = Field(None, exclude=True)
+    _index: int = PrivateAttr(0)  # position of the item in the file's list
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, v):
+        if isinstance(v, str):
+            return {"preset": v.strip()} if v.strip() in PRESETS else {"check": v}
+        if isinstance(v, dict) and "preset" in v:
+            raise ValueError("unknown key 'preset'; write a preset as a list item on its own "
+                             f"(assertions: [{', '.join(PRESETS)}])")
+        return v
+
+    @field_validator("check", mode="before")
+    @classmethod
+    def _check(cls, v):
+        return None if v is None else parse_check(v)
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _by(cls, v, info: ValidationInfo):
+        if v is None:
+            return None
+        if not isinstance(v, str):
+            raise ValueError(f"expected one of {', '.join(GROUPS)}; found {v!r}")
+        check = info.data.get("check")
+        # without a valid check (reported there) only the group name can be checked
+        return check_group(check.metric if check is not None else "p50_latency", v)
+
+    @field_validator("critical", mode="before")
+    @classmethod
+    def _critical(cls, v, info: ValidationInfo):
+        if v is None:
+            return None
+        check = info.data.get("check")
+        if check is None:  # the check itself is wrong: reported there
+            return None
+        return parse_critical(v if isinstance(v, (str, Check)) else str(v), check)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v):
+        if v is not None and not v.strip():
+            raise ValueError("an assertion name cannot be empty")
+        return v
+
+    @model_validator(mode="after")
+    def _complete(self):
+        if self.preset is None and self.check is None:
+            raise ValueError("an assertion needs a 'check', e.g. 'p99_latency <= 800ms'")
+        return self
+
+    @model_serializer(mode="plain")
+    def _dump(self) -> Any:
+        """The file form (a mapping of strings), so a dumped scenario loads again."""
+        if self.preset is not None:
+            return self.preset
+        out: dict[str, Any] = {"name": self.title, "check": str(self.check)}
+        if self.by is not None:
+            out["by"] = self.by
+        if self.critical is not None:
+            out["critical"] = str(self.critical)
+        return out
+
+    @property
+    def title(self) -> str:
+        """The assertion's name: ``name``, else the check (plus `` by <group>``)."""
+        if self.name is not None:
+            return self.name
+        text = str(self.check) if self.check is not None else str(self.preset)
+        return text + (f" by {self.by}" if self.by else "")
+
+    @property
+    def metric(self) -> str:
+        return self.check.metric
+
+    @property
+    def source_index(self) -> int:
+        """Index of the item in the file's ``assertions:`` list (presets share theirs)."""
+        return self._index
+
+
+def _expand_assertions(items: list[AssertionSpec]) -> list[AssertionSpec]:
+    out: list[AssertionSpec] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        expanded = ([AssertionSpec.model_validate(d) for d in PRESETS[item.preset]]
+                    if item.preset is not None else [item])
+        for a in expanded:
+            a._index = i
+            if a.title in seen:
+                raise ValueError(f"assertions[{i}]: duplicate assertion name {a.title!r} (also "
+                                 f"assertions[{seen[a.title]}]); give one a different 'name'")
+            seen[a.title] = i
+            out.append(a)
+    return out
+
+
+Assertions = Annotated[list[Annotated[AssertionSpec, _ASSERTION_SCHEMA]],
+                       AfterValidator(_expand_assertions)]
+
+
 class Scenario(_Model):
     """A complete world.  Build it in Python, or load it from YAML (issue 4)."""
 
@@ -406,6 +543,7 @@ class Scenario(_Model):
     router: RouterSpec = Field(default_factory=RouterSpec)
     workloads: list[WorkloadSpec]
     faults: list[FaultSpec] = Field(default_factory=list)
+    assertions: Assertions = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self):
