@@ -407,6 +407,12 @@ def _cmd_baseline_compare(args) -> int:
                                  duration=args.duration, json_out=args.json)
 
 
+def _cmd_validate_theory(args) -> int:
+    from .validation import validate_theory_main
+
+    return validate_theory_main(args.quick, out=args.out, cases=args.case or None)
+
+
 def _cmd_list(args) -> int:
     from .federation import FIX_DESCRIPTIONS, POLICIES, STRATEGIES
     from .world import ARRIVALS, DISTRIBUTIONS, SERVICE_MODELS
@@ -566,6 +572,18 @@ def build_parser() -> argparse.ArgumentParser:
     _check_options(bc)
     bc.set_defaults(func=_cmd_baseline_compare)
     bl.set_defaults(func=lambda a: (bl.print_help(), 2)[1])
+
+    vt = sub.add_parser("validate-theory", help="check the simulator against queueing theory",
+                        description="Run the validation cases (M/M/1, M/M/c, M/G/1, round robin "
+                        "GI/M/1, power-of-d and JSQ, Little's law) with fedsim's own world and "
+                        "print simulated vs theoretical values with confidence intervals; exit 1 "
+                        "on a failure.")
+    vt.add_argument("--quick", action="store_true", help="the reduced suite that runs in CI")
+    vt.add_argument("--out", metavar="PATH", help="write the table as CSV/JSON (a .csv or .json "
+                    "file, or a folder for both)")
+    vt.add_argument("--case", action="append", metavar="NAME",
+                    help="run only this case (repeatable)")
+    vt.set_defaults(func=_cmd_validate_theory)
 
     ls = sub.add_parser("list", help="list strategies, policies, fixes, fault kinds, models, ...")
     ls.set_defaults(func=_cmd_list)

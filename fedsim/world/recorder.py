@@ -66,10 +66,12 @@ class Table:
         self._cols[name][row] = value
 
     def frame(self) -> pd.DataFrame:
+        # A Ctrl-C can land in the middle of append(): keep only complete rows.
+        n = min((len(b) for b in self._cols.values()), default=0)
         data = {}
         for name in self._order:
             kind = self.schema[name]
-            buf = self._cols[name]
+            buf = self._cols[name][:n]
             if kind == "s":
                 cats = list(self._cats[name])
                 codes = np.frombuffer(buf, dtype=np.int32) if len(buf) else np.empty(0, np.int32)
