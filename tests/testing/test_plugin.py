@@ -76,7 +76,14 @@ def test_one_item_per_assertion_named_after_it(pytester, scenarios):
     ]
 
 
-def test_passing_and_failing_scenarios(pytester, scenarios):
+@pytest.mark.parametrize("on_ci", [False, True], ids=["terminal", "ci"])
+def test_passing_and_failing_scenarios(pytester, scenarios, monkeypatch, on_ci):
+    # On CI (env CI or BUILD_NUMBER set) pytest prints each failure's whole message again in the
+    # short summary; elsewhere it trims it to one line. Both must read well.
+    for var in ("CI", "BUILD_NUMBER"):
+        monkeypatch.delenv(var, raising=False)
+    if on_ci:
+        monkeypatch.setenv("CI", "true")
     result = run(pytester, "scenarios", "--fedsim-scenarios", "scenarios", "-rf")
     result.assert_outcomes(passed=5, failed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
@@ -105,8 +112,11 @@ def test_passing_and_failing_scenarios(pytester, scenarios):
     assert "Traceback" not in out and "fedsim/testing.py" not in out
     # the short summary starts with the numbers
     assert re.search(r"FAILED scenarios/slow\.yaml::too fast - p50_latency = \S+ ms, bound", out)
-    # the scenario ran once per file, not once per item
-    assert out.count("reproduce: worst seed") == 3
+    # the scenario ran once per file, not once per item: three failing groups, three reports
+    failures = out.split("= FAILURES =", 1)[1].split("short test summary info", 1)[0]
+    assert failures.count("reproduce: worst seed") == 3
+    summary = out.split("short test summary info", 1)[1]
+    assert summary.count("reproduce: worst seed") == (3 if on_ci else 0)
 
 
 def test_ini_options_and_reduced_duration(pytester, scenarios):
