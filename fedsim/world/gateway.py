@@ -181,31 +181,42 @@ class GatewayReplica:
     def _attempt(self, step: Execute, req):
         """Network hop, queue and service at the node, hop back.
 
-        Returns (Outcome, detail): on success the timing detail, on failure the reason."""
+        Returns (Outcome, detail): on success the timing detail, on failure the reason.
+
+        Hot path.  Two exact shortcuts: a keyed uniform is drawn only when it is used
+        (jitter only with a jitter distribution, the error draw only under an error-rate
+        fault; the values depend on the key alone, so skipping unused ones changes
+        nothing), and a zero-delay hop is not a ``timeout(0)`` when no other event is due
+        at this instant (the process would have been the next to run anyway)."""
         world = self.world
         env = self.env
         node: Node = world.nodes[step.target.node_id]
         net = world.network
         key, attempt = req.key, step.attempt
         start = env.now
-        if net.is_partitioned(self.region, node.region):
+        region, node_region = self.region, node.region
+        if net._partitions and net.is_partitioned(region, node_region):
             yield env.timeout(net.partition_timeout_ns)
             return Failure(NodeUnreachable(node.node_id), env.now - start), "partitioned"
         streams = world.streams
-        out = net.one_way(self.region, node.region, streams.uniform("jitter", key, 2 * attempt))
-        yield env.timeout(out)
+        jitter = net.jitter is not None
+        out = net.one_way(region, node_region,
+                          streams.uniform("jitter", key, 2 * attempt) if jitter else None)
+        if out or env.peek() <= start:
+            yield env.timeout(out)
         res = yield from node.serve(req.capability.key, streams.uniform("service", key, attempt),
-                                    streams.uniform("error", key, attempt), req.input_tokens,
-                                    req.output_tokens)
-        back = net.one_way(node.region, self.region, streams.uniform("jitter", key, 2 * attempt + 1))
-        yield env.timeout(back)
+                                    streams, key, attempt, req.input_tokens, req.output_tokens)
+        back = net.one_way(node_region, region,
+                           streams.uniform("jitter", key, 2 * attempt + 1) if jitter else None)
+        if back or env.peek() <= env.now:
+            yield env.timeout(back)
         elapsed = env.now - start
         if not res.ok:
             return Failure(_NODE_ERRORS[res.reason](node.node_id), elapsed), res.reason
         ttft = None
         if res.ttft is not None:
             ttft = (start - req.arrival) + out + res.queue_wait + res.ttft + back
-        detail = (node.node_id, node.region, res.queue_wait, res.service, out + back, ttft)
+        detail = (node.node_id, node_region, res.queue_wait, res.service, out + back, ttft)
         return Success(InferenceResponse(b"", node.node_id, elapsed, req.output_tokens), elapsed), detail
 
     # ------------------------------------------------------------------ probes

@@ -115,9 +115,12 @@ class Node:
         self.crashed = max(self.crashed - 1, 0)
 
     # ------------------------------------------------------------------ service
-    def serve(self, capability_key: str, u: float, u_error: float, input_tokens: int,
-              output_tokens: int):
-        """Process body (use with ``yield from``) returning a NodeOutcome."""
+    def serve(self, capability_key: str, u: float, streams, key: int, attempt: int,
+              input_tokens: int, output_tokens: int):
+        """Process body (use with ``yield from``) returning a NodeOutcome.
+
+        ``u`` is the attempt's service uniform; ``streams.uniform("error", key, attempt)``
+        is drawn only while an error-rate fault is active."""
         env = self.env
         if self.crashed:
             return NodeOutcome(False, REFUSED)
@@ -161,7 +164,7 @@ class Node:
             self.in_flight -= 1
         self._release()
         wait = started - arrived
-        if self.error_rates and u_error < self.error_rate:
+        if self.error_rates and streams.uniform("error", key, attempt) < self.error_rate:
             return NodeOutcome(False, ERROR_FAULT, wait, service)
         self.served += 1
         ttft = None if st.ttft is None else ns(st.ttft * scale)

@@ -13,6 +13,7 @@ from .arrivals import Mix, make_arrival, make_mix
 from .clock import ns
 from .distributions import make_distribution
 from .request import SimRequest
+from .task import Task
 from .scenario import WorkloadSpec, _privacy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -81,15 +82,28 @@ class Workload:
                 env.process(self._client(c))
 
     def _open_loop(self):
+        """Process: make each request at its arrival time and start it as a :class:`Task`.
+
+        Requests arriving in the same instant are started after the next arrival's timeout
+        is scheduled, which is where ``env.process`` would have put their start."""
         env, world = self.world.env, self.world
         end = world.scenario.duration
         rng = world.streams.rng("arrivals", self.name)
+        gateways = world.gateways
+        make = self.make_request
+        due: list = []
         for t in self.arrival.times(rng, 0.0, end):
-            delay = ns(t) - env.now
+            delay = int(round(t * 1e9)) - env._now
             if delay > 0:
-                yield env.timeout(delay)
-            req = self.make_request()
-            env.process(world.gateways[req.gateway].handle(req))
+                wake = env.timeout(delay)
+                if due:
+                    for req in due:
+                        Task(env, gateways[req.gateway].handle(req))
+                    due.clear()
+                yield wake
+            due.append(make())
+        for req in due:
+            Task(env, gateways[req.gateway].handle(req))
 
     def _client(self, c: int):
         env, world = self.world.env, self.world
