@@ -13,8 +13,11 @@ order exactly as a ``Process`` would have it:
   replaces had no callbacks: dropping a no-op event leaves the order of all others as is);
 * :meth:`interrupt` schedules the same urgent interruption a ``Process`` would get.
 
-Use it only for generators nobody waits on (open-loop requests); closed-loop clients wait
-for their request and keep using ``env.process``.
+The contract that makes this exact: create a Task as the *last* thing its creator does
+before it yields (schedule your own next event first, then start the Task), so the Task's
+first step runs where ``Initialize`` would have run it.  Use it only for generators nobody
+waits on (open-loop requests); closed-loop clients wait for their request and keep using
+``env.process``.  tests/world/test_task.py checks the equivalence on random programs.
 """
 
 from __future__ import annotations

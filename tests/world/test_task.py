@@ -1,0 +1,126 @@
+"""Task must reproduce simpy.Process's event order exactly (it replaces it on the hot path).
+
+Random programs with many ties (small integer delays), urgent events, zero delays, shared
+resources and interrupts run once with every leaf generator as ``env.process`` and once as
+``Task``; the traces of who did what when, in which order, must be equal.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import simpy
+
+from fedsim.world.task import Task
+
+
+def program(seed: int, use_task: bool) -> list[tuple]:
+    rng = random.Random(seed)
+    env = simpy.Environment()
+    trace: list[tuple] = []
+    gate = simpy.Resource(env, capacity=2)
+    leaves: list = []
+
+    def leaf(name: str, plan: list[tuple]):
+        trace.append((env.now, name, "start"))
+        try:
+            for kind, arg in plan:
+                if kind == "sleep":
+                    yield env.timeout(arg)
+                elif kind == "queue":
+                    with gate.request() as req:
+                        yield req
+                        trace.append((env.now, name, "got"))
+                        yield env.timeout(arg)
+                elif kind == "spawn":  # start another leaf as the last thing before a yield
+                    wake = env.timeout(arg)
+                    start(f"{name}.child", [("sleep", arg)])
+                    yield wake
+                trace.append((env.now, name, kind, arg))
+        except simpy.Interrupt as stop:
+            trace.append((env.now, name, "interrupted", stop.cause))
+
+    def start(name: str, plan: list[tuple]):
+        gen = leaf(name, plan)
+        slot = len(leaves)  # keep creation order even when the leaf spawns as it starts
+        leaves.append(None)
+        leaves[slot] = Task(env, gen) if use_task else env.process(gen)
+
+    def source():
+        yield env.timeout(1)
+        for i in range(40):
+            plan = [(rng.choice(["sleep", "sleep", "queue", "spawn"]), rng.choice([0, 1, 2, 5]))
+                    for _ in range(rng.randint(1, 4))]
+            wake = env.timeout(rng.choice([0, 0, 1, 2, 3]))
+            if rng.random() < 0.3:  # an urgent event due now: the Task must start after it
+                env.process(_noop(env, trace))
+            start(f"r{i}", plan)  # the contract: a Task starts as its creator's last action
+            yield wake
+
+    def killer():
+        for _ in range(8):
+            yield env.timeout(rng.choice([1, 2, 3]))
+            alive = [p for p in leaves if p is not None and p.is_alive]
+            if alive:
+                victim = alive[rng.randrange(len(alive))]
+                victim.interrupt("crash")
+                trace.append((env.now, "killer", "interrupt"))
+
+    def ticker():
+        while True:
+            yield env.timeout(2)
+            trace.append((env.now, "tick"))
+            # an urgent event due now: leaves created at this instant must start after it
+            env.process(_noop(env, trace))
+
+    env.process(source())
+    env.process(killer())
+    env.process(ticker())
+    env.run(until=60)
+    return trace
+
+
+def _noop(env, trace):
+    trace.append((env.now, "noop"))
+    yield env.timeout(0)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_task_keeps_process_event_order(seed):
+    expected = program(seed, use_task=False)
+    assert len(expected) > 100
+    assert program(seed, use_task=True) == expected
+
+
+def test_traces_exercise_interrupts_queues_and_ties():
+    kinds = {step[2] for seed in range(40) for step in program(seed, False) if len(step) > 2}
+    assert {"interrupted", "got", "spawn", "start"} <= kinds
+
+
+def test_task_runs_to_completion_and_reports_liveness():
+    env = simpy.Environment()
+    done = []
+
+    def gen():
+        yield env.timeout(5)
+        done.append(env.now)
+
+    t = Task(env, gen())
+    assert t.is_alive
+    env.run()
+    assert done == [5] and not t.is_alive
+    with pytest.raises(RuntimeError):
+        t.interrupt()
+
+
+def test_task_exceptions_propagate():
+    env = simpy.Environment()
+
+    def gen():
+        yield env.timeout(1)
+        raise ValueError("boom")
+
+    Task(env, gen())
+    with pytest.raises(ValueError, match="boom"):
+        env.run()
