@@ -44,6 +44,16 @@ def cases() -> dict[str, tuple[str, list[str]]]:
         out[f + "+strategies"] = (f, ["replications=1",
                                       "router.fixes=[strategies,seeded_weighted_random]",
                                       "router.strategy=least_connections"])
+    # zero network delay (hops without timeouts) and exact ties (constant arrivals/service)
+    out["zero-rtt:least_outstanding"] = ("scenarios/quickstart.yaml", [
+        "network.intra_region_rtt=0s", "network.default_rtt=0s", "network.rtt={}",
+        "router.strategy=least_outstanding"])
+    out["zero-rtt-ties:round_robin"] = ("scenarios/quickstart.yaml", [
+        "network.intra_region_rtt=0s", "network.default_rtt=0s", "network.rtt={}",
+        "router.strategy=round_robin", "router.fixes=[strategies]",
+        "workloads[0].arrival={kind: constant, rate: 20/s}", "sample_interval=0.5s",
+        'nodes[0].service={"*": {kind: constant, value: 100ms}}',
+        'nodes[1].service={"*": {kind: constant, value: 100ms}}'])
     for s in BENCH_STRATEGIES:
         out[f"steady:{s}"] = ("scenarios/steady_three_regions.yaml",
                               ["replications=1", f"router.strategy={s}",

@@ -1,8 +1,9 @@
 """Differential test against results recorded before the performance work (issue 8).
 
-``golden.json`` holds digests of every table of 37 runs (every shipped scenario, fault
+``golden.json`` holds digests of every table of 39 runs (every shipped scenario, fault
 scenarios under all fixes and under the fixed strategies, every strategy on the steady
-three-region world), recorded at the commit it names, before any optimisation.  An
+three-region world, zero network delay with exact ties), recorded at the commit it names,
+before any optimisation.  An
 optimisation that changes one routing decision, one timing or one recorded value changes a
 digest and fails here.  Regenerate only for an intended behaviour change, and say so.
 """
