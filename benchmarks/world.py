@@ -2,9 +2,16 @@
 
 Both see Poisson arrivals at the same rate and exponential service with the same mean on
 16 servers; the bare model is a single ``simpy.Resource(capacity=16)`` recording latencies
-in a list.  The whole stack is fedsim's world with the reference router (enterprise policy,
-LeastLatency), health checking, circuit breaking, the network hop and all recording on.
-Throughput is simulated requests per wall-clock second.
+in a list.  The whole stack is fedsim's world: the router with reference semantics (no
+fixes, the reference's enterprise policy, health checking, circuit breaking), the gateway's
+retry loop, the network hop and all recording on.  Its strategy is ``least_outstanding``
+(join the shortest queue), so the 16 nodes form the same M/M/c-like system as the bare
+model; the reference's own strategies all send every request to the best-ranked node
+(Q-STUB-LB), which overloads one node and would make the two models incomparable.
+
+Throughput is simulated requests per wall-clock second.  The two models run alternately,
+``repeat`` times each, and the best run of each is kept (the least disturbed by other load
+on the machine); the ratio is taken between those.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from fedsim.world import Scenario, run
 NODES = 16
 SERVICE_MEAN = 0.05  # s: each node serves 20 req/s
 RATE = 160.0         # req/s: half of the 320 req/s capacity
+STRATEGY = "least_outstanding"
 
 
 def scenario(duration: float) -> Scenario:
@@ -28,6 +36,7 @@ def scenario(duration: float) -> Scenario:
         nodes=[{"name": "gpu", "region": "r", "count": NODES,
                 "models": [{"model": "llm", "capabilities": ["generate"]}],
                 "service": {"*": {"kind": "exponential", "mean": SERVICE_MEAN}}}],
+        router={"strategy": STRATEGY},
         workloads=[{"arrival": {"kind": "poisson", "rate": RATE}}],
     )
 
@@ -64,8 +73,14 @@ def bare_mmc(duration: float, seed: int = 1) -> dict:
     return {"requests": len(latencies), "seconds": wall, "requests_per_s": len(latencies) / wall}
 
 
-def run_benchmark(duration: float = 300.0) -> dict:
-    stack = whole_stack(duration)
-    bare = bare_mmc(duration)
-    return {"nodes": NODES, "rate": RATE, "simulated_seconds": duration, "whole_stack": stack,
-            "bare_simpy_mmc": bare, "ratio": stack["requests_per_s"] / bare["requests_per_s"]}
+def run_benchmark(duration: float = 300.0, repeat: int = 3) -> dict:
+    stacks, bares = [], []
+    for _ in range(repeat):
+        stacks.append(whole_stack(duration))
+        bares.append(bare_mmc(duration))
+    stack = max(stacks, key=lambda r: r["requests_per_s"])
+    bare = max(bares, key=lambda r: r["requests_per_s"])
+    return {"nodes": NODES, "rate": RATE, "strategy": STRATEGY, "simulated_seconds": duration,
+            "repeat": repeat, "whole_stack": stack, "bare_simpy_mmc": bare,
+            "ratio": stack["requests_per_s"] / bare["requests_per_s"],
+            "all_ratios": [s["requests_per_s"] / b["requests_per_s"] for s, b in zip(stacks, bares)]}

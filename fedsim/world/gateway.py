@@ -118,6 +118,13 @@ class GatewayReplica:
         self.breaker.on_transition = lambda n, a, b, t: rec.event(
             t, "circuit", self.name, str(n), a.debug_name, b.debug_name)
         self._current: Optional[object] = None
+        # hot-path caches: nodes, base one-way delays (static), keyed-uniform functions
+        self._nodes = world.nodes
+        self._net = net = world.network
+        self._hops = {n: (net.base_one_way(region, node.region), net.base_one_way(node.region, region))
+                      for n, node in world.nodes.items()}
+        self._u_service = world.streams.uniform_fn("service")
+        self._u_jitter = world.streams.uniform_fn("jitter")
         if fixes.active_probes:
             self.health.start_monitoring(ns(h.check_interval))
             self.env.process(self._probe_loop())
@@ -132,7 +139,11 @@ class GatewayReplica:
             step = next(steps)
             while True:
                 if type(step) is Execute:
-                    outcome = yield from self._execute(step, req)
+                    if step.timeout is None:
+                        outcome, detail = yield from self._attempt(step, req)
+                        _settle(req, outcome, detail)
+                    else:
+                        outcome = yield from self._execute_with_timeout(step, req)
                     self._current = req
                     step = steps.send(outcome)
                 else:
@@ -158,24 +169,17 @@ class GatewayReplica:
             req, ev.attempt, ev.kind, None if ev.node_id is None else str(ev.node_id),
             None if err is None else _error_type(err), detail, ev.start, ev.end)
 
-    def _execute(self, step: Execute, req):
-        """Run one attempt; only a result the retry loop actually uses touches ``req``."""
-        if step.timeout is None:
-            outcome, detail = yield from self._attempt(step, req)
-        else:
-            proc = self.env.process(self._attempt(step, req))
-            timer = self.env.timeout(step.timeout)
-            yield proc | timer
-            if not proc.triggered:  # the attempt goes on at the node; its answer is dropped
-                req.fail_reason = "timeout"
-                return Failure(Timeout(step.timeout), step.timeout)
-            outcome, detail = proc.value
-        if type(outcome) is Success:
-            (req.node, req.region, req.queue_wait, req.service, req.network, ttft) = detail
-            if ttft is not None:
-                req.ttft = ttft
-        else:
-            req.fail_reason = detail
+    def _execute_with_timeout(self, step: Execute, req):
+        """``inference_timeout``: the attempt races a timer; on timeout it goes on at the
+        node and its answer is dropped."""
+        proc = self.env.process(self._attempt(step, req))
+        timer = self.env.timeout(step.timeout)
+        yield proc | timer
+        if not proc.triggered:
+            req.fail_reason = "timeout"
+            return Failure(Timeout(step.timeout), step.timeout)
+        outcome, detail = proc.value
+        _settle(req, outcome, detail)
         return outcome
 
     def _attempt(self, step: Execute, req):
@@ -188,36 +192,37 @@ class GatewayReplica:
         fault; the values depend on the key alone, so skipping unused ones changes
         nothing), and a zero-delay hop is not a ``timeout(0)`` when no other event is due
         at this instant (the process would have been the next to run anyway)."""
-        world = self.world
         env = self.env
-        node: Node = world.nodes[step.target.node_id]
-        net = world.network
+        node_id = step.target.node_id
+        node: Node = self._nodes[node_id]
+        net = self._net
         key, attempt = req.key, step.attempt
-        start = env.now
-        region, node_region = self.region, node.region
-        if net._partitions and net.is_partitioned(region, node_region):
+        start = env._now
+        if net._partitions and net.is_partitioned(self.region, node.region):
             yield env.timeout(net.partition_timeout_ns)
-            return Failure(NodeUnreachable(node.node_id), env.now - start), "partitioned"
-        streams = world.streams
-        jitter = net.jitter is not None
-        out = net.one_way(region, node_region,
-                          streams.uniform("jitter", key, 2 * attempt) if jitter else None)
+            return Failure(NodeUnreachable(node_id), env._now - start), "partitioned"
+        out, back = self._hops[node_id]
+        jitter = net.jitter
+        if jitter is not None:
+            out = net.one_way(self.region, node.region, self._u_jitter(key, 2 * attempt))
         if out or env.peek() <= start:
             yield env.timeout(out)
-        res = yield from node.serve(req.capability.key, streams.uniform("service", key, attempt),
-                                    streams, key, attempt, req.input_tokens, req.output_tokens)
-        back = net.one_way(node_region, region,
-                           streams.uniform("jitter", key, 2 * attempt + 1) if jitter else None)
-        if back or env.peek() <= env.now:
+        res = yield from node.serve(req.capability.key, self._u_service(key, attempt),
+                                    key, attempt, req.input_tokens, req.output_tokens)
+        if jitter is not None:
+            back = net.one_way(node.region, self.region, self._u_jitter(key, 2 * attempt + 1))
+        now = env._now
+        if back or env.peek() <= now:
             yield env.timeout(back)
-        elapsed = env.now - start
+            now = env._now
+        elapsed = now - start
         if not res.ok:
-            return Failure(_NODE_ERRORS[res.reason](node.node_id), elapsed), res.reason
+            return Failure(_NODE_ERRORS[res.reason](node_id), elapsed), res.reason
         ttft = None
         if res.ttft is not None:
             ttft = (start - req.arrival) + out + res.queue_wait + res.ttft + back
-        detail = (node.node_id, node_region, res.queue_wait, res.service, out + back, ttft)
-        return Success(InferenceResponse(b"", node.node_id, elapsed, req.output_tokens), elapsed), detail
+        detail = (node_id, node.region, res.queue_wait, res.service, out + back, ttft)
+        return Success(InferenceResponse(b"", node_id, elapsed, req.output_tokens), elapsed), detail
 
     # ------------------------------------------------------------------ probes
     def _probe_loop(self):
@@ -248,6 +253,16 @@ class GatewayReplica:
         yield env.timeout(min(rtt, timeout))
         ok = node.up and rtt <= timeout
         self.health.apply_probe(node.node_id, ProbeResult(ok, env.now - start))
+
+
+def _settle(req, outcome, detail) -> None:
+    """Copy what the retry loop will use of an attempt's result onto ``req``."""
+    if type(outcome) is Success:
+        (req.node, req.region, req.queue_wait, req.service, req.network, ttft) = detail
+        if ttft is not None:
+            req.ttft = ttft
+    else:
+        req.fail_reason = detail
 
 
 def _error_type(err: FederationError) -> str:

@@ -43,7 +43,7 @@ class Node:
 
     def __init__(self, env: simpy.Environment, node_id: str, region: str, gpus: int,
                  max_batch: int, max_queue: Optional[int], speed: float,
-                 services: dict[str, ServiceModel]) -> None:
+                 services: dict[str, ServiceModel], u_error=None) -> None:
         self.env = env
         self.node_id = node_id
         self.region = region
@@ -54,6 +54,7 @@ class Node:
         self.speed = speed
         self.services = services
         self._fallback = services.get("*")
+        self.u_error = u_error  # keyed uniform (key, attempt) -> (0, 1) for error faults
         self.waiting: deque[simpy.Event] = deque()
         self.running = 0
         self.in_flight = 0
@@ -115,11 +116,11 @@ class Node:
         self.crashed = max(self.crashed - 1, 0)
 
     # ------------------------------------------------------------------ service
-    def serve(self, capability_key: str, u: float, streams, key: int, attempt: int,
+    def serve(self, capability_key: str, u: float, key: int, attempt: int,
               input_tokens: int, output_tokens: int):
         """Process body (use with ``yield from``) returning a NodeOutcome.
 
-        ``u`` is the attempt's service uniform; ``streams.uniform("error", key, attempt)``
+        ``u`` is the attempt's service uniform; the error uniform ``u_error(key, attempt)``
         is drawn only while an error-rate fault is active."""
         env = self.env
         if self.crashed:
@@ -164,7 +165,7 @@ class Node:
             self.in_flight -= 1
         self._release()
         wait = started - arrived
-        if self.error_rates and streams.uniform("error", key, attempt) < self.error_rate:
+        if self.error_rates and self.u_error(key, attempt) < self.error_rate:
             return NodeOutcome(False, ERROR_FAULT, wait, service)
         self.served += 1
         ttft = None if st.ttft is None else ns(st.ttft * scale)

@@ -60,3 +60,16 @@ class Streams:
         """A uniform in (0, 1) determined by (seed, purpose, a, b) alone."""
         h = hashlib.blake2b(_PACK(a, b), digest_size=8, key=self._key(purpose)).digest()
         return ((int.from_bytes(h, "little") >> 11) + 0.5) * _INV_2_53
+
+    def uniform_fn(self, purpose: str):
+        """``lambda a, b=0: self.uniform(purpose, a, b)``, faster: the keyed hash state is
+        prepared once and copied per draw (same values)."""
+        base = hashlib.blake2b(digest_size=8, key=self._key(purpose))
+        copy, pack, from_bytes = base.copy, _PACK, int.from_bytes
+
+        def uniform(a: int, b: int = 0) -> float:
+            h = copy()
+            h.update(pack(a, b))
+            return ((from_bytes(h.digest(), "little") >> 11) + 0.5) * _INV_2_53
+
+        return uniform

@@ -99,7 +99,8 @@ class World:
             self.groups[grp.name] = grp.node_ids()
             for node_id in grp.node_ids():
                 self.nodes[node_id] = Node(self.env, node_id, grp.region, grp.gpus, grp.max_batch,
-                                           grp.max_queue, grp.speed, services)
+                                           grp.max_queue, grp.speed, services,
+                                           self.streams.uniform_fn("error"))
         specs = scenario.gateways or [GatewaySpec(name=f"gw-{r.id}", region=r.id)
                                       for r in scenario.regions]
         self.gateways: dict[str, GatewayReplica] = {
