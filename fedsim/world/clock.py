@@ -20,7 +20,7 @@ class SimClock:
         self.epoch_base_ns = epoch_base_ns
 
     def now_ns(self) -> int:
-        return int(self.env.now)
+        return int(self.env._now)  # _now, not the property: read on every routing step
 
     def epoch_ns(self) -> int:
         """Simulated wall clock for the reference WeightedRandom draw (reproducible)."""

@@ -131,25 +131,32 @@ class Node:
         if self.max_queue is not None and self.running >= self.slots \
                 and len(self.waiting) >= self.max_queue:
             return NodeOutcome(False, QUEUE_FULL)
-        proc = env.active_process
+        proc = env._active_proc
         self.in_flight += 1
-        self._active[proc] = None
-        arrived = env.now
+        active = self._active
+        active[proc] = None
+        arrived = env._now
         granted = None
         try:
-            if self.running >= self.slots or self.waiting:
+            running = self.running
+            if running >= self.slots or self.waiting:
                 granted = env.event()
                 self.waiting.append(granted)
                 yield granted
                 granted = None
+                running = self.running
             else:
-                self._account()
-                self.running += 1
-            started = env.now
-            st = self.service_model(capability_key).service(
-                u, input_tokens, output_tokens, (self.running - 1) // self.gpus)
+                # time-weighted busy GPUs up to now (inline _account: hot path)
+                self._busy_area += (running if running < self.gpus else self.gpus) * (arrived - self._last_t)
+                self._last_t = arrived
+                self.running = running = running + 1
+            started = env._now
+            model = self.services.get(capability_key, self._fallback)
+            if model is None:
+                model = self.service_model(capability_key)  # raises the helpful KeyError
+            st = model.service(u, input_tokens, output_tokens, (running - 1) // self.gpus)
             scale = self.slow / (self.speed * self.throttle)
-            service = ns(st.total * scale)
+            service = int(round(st.total * scale * 1e9))
             yield env.timeout(service)
         except simpy.Interrupt:
             if granted is not None:  # still queued
@@ -161,13 +168,15 @@ class Node:
                 self._release()
             return NodeOutcome(False, CRASHED_IN_FLIGHT, queue_wait=env.now - arrived)
         finally:
-            self._active.pop(proc, None)
+            active.pop(proc, None)
             self.in_flight -= 1
         self._release()
         wait = started - arrived
         if self.error_rates and self.u_error(key, attempt) < self.error_rate:
             return NodeOutcome(False, ERROR_FAULT, wait, service)
         self.served += 1
+        if st.ttft is None and st.tpot is None:
+            return NodeOutcome(True, None, wait, service)
         ttft = None if st.ttft is None else ns(st.ttft * scale)
         tpot = None if st.tpot is None else ns(st.tpot * scale)
         return NodeOutcome(True, None, wait, service, ttft, tpot)

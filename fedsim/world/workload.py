@@ -46,6 +46,9 @@ class Workload:
         self.arrival = make_arrival(spec.arrival) if spec.arrival is not None else None
         self.rng = world.streams.rng("attributes", self.name)
         self.seq = 0
+        self.sessions = spec.sessions
+        self._by_origin: dict = {}  # origin -> (gateway name, RegionId)
+        self._qos: dict = {}
 
     def make_request(self) -> SimRequest:
         """Draw the next request's attributes (always the same number of draws)."""
@@ -59,18 +62,25 @@ class Workload:
         tin = max(1, round(self.input_tokens.sample(rng)))
         tout = max(1, round(self.output_tokens.sample(rng)))
         seq = self.seq
-        self.seq += 1
-        key = (self.index << SEQ_BITS) | seq
-        rid = f"{self.name}-{seq}"
+        self.seq = seq + 1
+        name = self.name
         session = None
-        if self.spec.sessions:
-            session = f"{self.name}-s{int(session_draw * self.spec.sessions)}"
-        gateway = world.gateway_for(self.spec.gateway, origin)
-        request = InferenceRequest(cap, b"", QoSRequirements(privacy=privacy, cost_tolerance=cost),
-                                   rid, str(tenant), RegionId(origin), session)
-        req = SimRequest(world.next_index(), key, world.env.now, self.name, gateway.name,
-                         request, origin, tin, tout)
-        world.register(req)
+        if self.sessions:
+            session = f"{name}-s{int(session_draw * self.sessions)}"
+        routing = self._by_origin.get(origin)
+        if routing is None:
+            routing = self._by_origin[origin] = (
+                world.gateway_for(self.spec.gateway, origin).name, RegionId(origin))
+        gateway_name, region_id = routing
+        qos = self._qos.get((privacy, cost))
+        if qos is None:  # immutable in practice: shared by requests with the same asks
+            qos = self._qos[(privacy, cost)] = QoSRequirements(privacy=privacy, cost_tolerance=cost)
+        request = InferenceRequest(cap, b"", qos, f"{name}-{seq}", str(tenant), region_id, session)
+        index = world._next_index
+        world._next_index = index + 1
+        req = SimRequest(index, (self.index << SEQ_BITS) | seq, world.env._now, name,
+                         gateway_name, request, origin, tin, tout)
+        world.in_flight[index] = req
         return req
 
     def start(self) -> None:
