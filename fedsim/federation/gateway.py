@@ -170,8 +170,10 @@ class FederationGateway:
         for m in middlewares:
             m.before_route(request)
         router, health, breaker, clock = self.router, self.health_checker, self.circuit_breaker, self.clock
+        route, allow_request, now_ns = router.route, breaker.allow_request, clock.now_ns
         load = router.load
         fixes = self.fixes
+        excludes = fixes.retry_excludes_tried
         observe = self.on_attempt
         max_retries = self.config.max_retries
         timeout = self.config.inference_timeout if fixes.inference_timeout else None
@@ -179,26 +181,26 @@ class FederationGateway:
         tried: list[NodeId] = []
         for attempt in range(max_retries + 1):
             try:
-                target = router.route(request, set(tried) if fixes.retry_excludes_tried else None)
+                target = route(request, set(tried) if excludes else None)
             except FederationError as err:
                 last_error = err
                 if observe is not None:
-                    t = clock.now_ns()
+                    t = now_ns()
                     observe(AttemptEvent(request, attempt, "route_error", None, t, t, err))
                 continue
             node = target.node_id
-            if not breaker.allow_request(node):
+            if not allow_request(node):
                 last_error = CircuitOpen(node)
                 tried.append(node)
                 if observe is not None:
-                    t = clock.now_ns()
+                    t = now_ns()
                     observe(AttemptEvent(request, attempt, "circuit_open", node, t, t, last_error))
                 continue
-            start = clock.now_ns()
+            start = now_ns()
             health.request_started(node)
             load.started(node)
             outcome = yield Execute(target, request, attempt, timeout)
-            now = clock.now_ns()
+            now = now_ns()
             latency = now - start
             load.finished(node, latency, now)
             health.request_finished(node)

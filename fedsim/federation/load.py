@@ -14,6 +14,8 @@ from typing import Optional
 from .duration import NS_PER_MS, seconds
 from .types import NodeId
 
+_exp = math.exp
+
 
 class LoadTracker:
     """Per-node outstanding counts and peak-EWMA latency, as one gateway observes them."""
@@ -30,22 +32,24 @@ class LoadTracker:
         self.outstanding[node_id] = self.outstanding.get(node_id, 0) + 1
 
     def finished(self, node_id: str, latency_ns: int, now_ns: int) -> None:
-        n = self.outstanding.get(node_id, 0)
+        outstanding = self.outstanding
+        n = outstanding.get(node_id, 0)
         if n > 0:
-            self.outstanding[node_id] = n - 1
+            outstanding[node_id] = n - 1
         self.observe(node_id, latency_ns, now_ns)
 
     def observe(self, node_id: str, latency_ns: int, now_ns: int) -> None:
         """Peak EWMA (as in Finagle/Linkerd): jump up to a slower sample at once, decay
         toward faster ones with time constant ``decay_ns``."""
         rtt = latency_ns / NS_PER_MS
-        prev = self._ewma_ms.get(node_id)
+        ewma = self._ewma_ms
+        prev = ewma.get(node_id)
         if prev is None or rtt > prev:
-            self._ewma_ms[node_id] = rtt
+            ewma[node_id] = rtt
         else:
-            dt = max(now_ns - self._stamp.get(node_id, now_ns), 0)
-            w = math.exp(-dt / self.decay_ns)
-            self._ewma_ms[node_id] = prev * w + rtt * (1.0 - w)
+            dt = now_ns - self._stamp.get(node_id, now_ns)
+            w = _exp(-(dt if dt > 0 else 0) / self.decay_ns)
+            ewma[node_id] = prev * w + rtt * (1.0 - w)
         self._stamp[node_id] = now_ns
 
     def count(self, node_id: str) -> int:
