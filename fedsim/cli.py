@@ -3,7 +3,8 @@
     fedsim run SCENARIO [--out DIR] [--seed N] [--set key.path=value ...] [--quiet] [--json]
                [--live] [--speed X]
     fedsim compare SCENARIO --strategies a,b,c | --fixes none,all,name,a+b
-    fedsim sweep SCENARIO [--workers N] [--out DIR]
+    fedsim sweep SCENARIO [--workers N] [--out DIR] [--executor local|inline|dask]
+                 [--scheduler tcp://host:8786] [--connect-timeout S]
     fedsim report RESULTS_DIR
     fedsim validate SCENARIO...
     fedsim list
@@ -258,12 +259,15 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_sweep(args) -> int:
-    from .runner import (ProgressLine, cpu_count, run_sweep, sweep_frame, sweep_point_table,
-                         sweep_tasks, write_sweep)
+    from .executors import ExecutorError, make_executor
+    from .runner import sweep_tasks
 
-    workers = args.workers if args.workers is not None else cpu_count()
-    if workers < 1:
-        raise UserError("--workers must be at least 1")
+    name = args.executor or ("dask" if args.scheduler else "local")
+    try:
+        executor = make_executor(name, workers=args.workers, scheduler=args.scheduler,
+                                 timeout=args.connect_timeout)
+    except ExecutorError as err:
+        raise UserError(str(err)) from None
     loaded = _load(args)
     if not loaded.points:
         raise UserError(f"{args.scenario}: no sweep: section to run; add one "
@@ -272,6 +276,24 @@ def _cmd_sweep(args) -> int:
     seeds = loaded.seeds()
     tasks = sweep_tasks(loaded.points, seeds)
     params = {p.name: p.params for p in loaded.points}
+    try:
+        executor.open(len(tasks))
+    except ExecutorError as err:
+        raise UserError(str(err)) from None
+    try:
+        return _sweep_with(args, executor, loaded, seeds, tasks, params)
+    finally:
+        executor.close()
+
+
+def _sweep_with(args, executor, loaded, seeds, tasks, params) -> int:
+    from .runner import ProgressLine, run_sweep, sweep_frame, sweep_point_table, write_sweep
+
+    where = executor.describe()
+    if executor.name == "dask":
+        hint = "" if args.scheduler else " (started for this sweep; give --scheduler ADDRESS " \
+                                         "to use a running cluster)"
+        _note(args, f"running {len(tasks)} runs {where}{hint}")
     out = _out_dir(args, loaded.name, "sweep")
     line = ProgressLine(1.0) if _progress_wanted(args) else None
     failed = []
@@ -280,25 +302,28 @@ def _cmd_sweep(args) -> int:
     def on_done(i, res):
         done[0] += 1
         if not res.get("ok"):
-            name, _, seed = tasks[i]
-            failed.append((name, seed, res.get("error", "failed")))
+            point, _, seed = tasks[i]
+            failed.append((point, seed, res.get("error", "failed")))
             if line:
                 line.close()
-            where = ", ".join(f"{k}={v}" for k, v in params[name].items())
-            print(f"fedsim sweep: point {where} (seed {seed}) failed: {res.get('error')}",
+            at = ", ".join(f"{k}={v}" for k, v in params[point].items()) or point
+            print(f"fedsim sweep: point {at} (seed {seed}) failed: {res.get('error')}",
                   file=sys.stderr)
         if line:
             line.tasks(done[0], len(tasks), len(failed))
 
     if line:
         line.tasks(0, len(tasks))
-    outcome = run_sweep(tasks, min(workers, len(tasks)), on_done,
+    outcome = run_sweep(tasks, on_done=on_done, executor=executor,
                         tick=(lambda: line.tasks(done[0], len(tasks), len(failed))) if line else None)
     if line:
         line.close()
     frame = sweep_frame(loaded.points, outcome)
+    info = outcome.executor
     meta = {"command": "sweep", "scenario": loaded.name, "file": str(loaded.path),
-            "overrides": list(args.set or []), "seeds": seeds, "workers": workers,
+            "overrides": list(args.set or []), "seeds": seeds,
+            "executor": info.get("executor"), "workers": info.get("workers"),
+            "scheduler": info.get("scheduler"),
             "points": [{"name": p.name, "params": p.params} for p in loaded.points],
             "runs": len(tasks), "finished": len(outcome.outputs),
             "failed": [{"point": n, "params": params[n], "seed": s, "error": e}
@@ -309,8 +334,7 @@ def _cmd_sweep(args) -> int:
         print(json.dumps(doc, indent=2))
     else:
         print(f"{loaded.name}: {len(loaded.points)} points x {len(seeds)} replication"
-              f"{'s' if len(seeds) != 1 else ''} on {min(workers, len(tasks))} worker"
-              f"{'s' if min(workers, len(tasks)) != 1 else ''}")
+              f"{'s' if len(seeds) != 1 else ''} {where}")
         table = sweep_point_table(frame)
         headers = ["point", "runs", "requests", "success", "p50 ms", "p99 ms", "retries/req"]
         rows = [[str(name), str(r["runs"]), str(int(r["requests"])), _pct(r["success_rate"]),
@@ -509,11 +533,24 @@ def build_parser() -> argparse.ArgumentParser:
     c.set_defaults(func=_cmd_compare)
 
     s = sub.add_parser("sweep", help="run the sweep grid x replications in parallel",
-                       description="Run every sweep point and replication on worker processes "
-                       "and write one combined table (sweep.csv, sweep.parquet).")
+                       description="Run every sweep point and replication on an executor "
+                       "(local worker processes, this process, or a Dask cluster) and write one "
+                       "combined table (sweep.csv, sweep.parquet), ordered by point and seed "
+                       "whatever the executor.")
     _scenario_options(s, "output folder (default: results/<scenario>-sweep-<time>)")
+    s.add_argument("--executor", metavar="NAME",
+                   help="where the runs go: local (worker processes on this machine; the "
+                        "default), inline (this process, one run after the other) or dask (a "
+                        "Dask cluster; default when --scheduler is given)")
     s.add_argument("--workers", type=int, metavar="N",
-                   help=f"worker processes (default: the number of cores, {os.cpu_count()})")
+                   help=f"local: worker processes (default: the number of cores, "
+                        f"{os.cpu_count()}); dask: with --scheduler, wait for N workers "
+                        f"(default 1), without it, the size of the local Dask cluster")
+    s.add_argument("--scheduler", metavar="ADDRESS",
+                   help="dask: address of a running Dask scheduler, e.g. tcp://host:8786 "
+                        "(without it, a local Dask cluster is started for the sweep)")
+    s.add_argument("--connect-timeout", type=float, metavar="S",
+                   help="dask: seconds to wait for the scheduler and its workers (default 10)")
     s.set_defaults(func=_cmd_sweep)
 
     rp = sub.add_parser("report", help="write report.html and report.md for a results folder",

@@ -16,7 +16,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Sequence
 
 import pandas as pd
 
@@ -612,111 +612,128 @@ def _worker_init() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def sweep_task(task: tuple[str, str, int]) -> dict:
-    """Run one (point name, scenario JSON, seed); never raises for a failing point."""
+class SweepTask(NamedTuple):
+    """One run of a sweep, self-contained so that any worker can run it: the point's name,
+    the resolved scenario as JSON (trace files inlined, see :func:`portable_scenario`) and
+    the seed."""
+
+    point: str
+    scenario: str
+    seed: int
+
+
+def sweep_task(task: SweepTask) -> dict:
+    """Run one task; a small dict back: ``{"ok": True, "summary": {metric: value}}`` or
+    ``{"ok": False, "error": "...", "traceback": "..."}``.  Never raises for a failing
+    point; Ctrl-C during the run (in this process) raises KeyboardInterrupt."""
     name, dump, seed = task
     try:
         scenario = Scenario.model_validate_json(dump)
         result = World(scenario, seed).run()
-        summary = result.summary()
-        return {"ok": True, "summary": {m: summary[m] for m in METRICS}}
     except KeyboardInterrupt:
         raise
     except Exception as err:  # a failure inside one point must not lose the others
         return {"ok": False, "error": f"{type(err).__name__}: {err}",
                 "traceback": traceback.format_exc()}
+    if result.interrupted:  # World.run stops cleanly on Ctrl-C; a partial run is no result
+        raise KeyboardInterrupt
+    summary = result.summary()
+    return {"ok": True, "summary": {m: summary[m] for m in METRICS}}
+
+
+def _run_inline(task) -> Optional[dict]:
+    """:func:`sweep_task` in this process; None when Ctrl-C interrupted it."""
+    try:
+        return sweep_task(task)
+    except KeyboardInterrupt:
+        return None
+
+
+def portable_scenario(scenario: Scenario) -> dict:
+    """The scenario as plain data that needs none of this machine's files: every trace
+    arrival read from a CSV file (``path``) becomes the same trace with its ``timestamps``
+    inlined (values identical to what the file gives, so the runs are too)."""
+    from .world.arrivals import Trace
+
+    data = scenario.model_dump(mode="json")
+
+    def inline(obj):
+        if isinstance(obj, dict):
+            if obj.get("kind") == "trace" and obj.get("path") is not None:
+                trace = Trace(path=obj["path"], column=obj.get("column", "time"))
+                # offset 0 from time 0: times() yields the recorded timestamps themselves
+                stamps = list(trace.times(None, 0.0, math.inf))
+                out = {k: v for k, v in obj.items() if k not in ("path", "column")}
+                out["timestamps"] = stamps
+                return out
+            return {k: inline(v) for k, v in obj.items()}
+        if isinstance(obj, list):
+            return [inline(v) for v in obj]
+        return obj
+
+    return inline(data)
 
 
 @dataclass
 class SweepOutcome:
-    tasks: list[tuple[str, str, int]]
+    tasks: list[SweepTask]
     outputs: dict[int, dict] = field(default_factory=dict)  # task index -> sweep_task result
     interrupted: bool = False
+    executor: dict = field(default_factory=dict)  # SweepExecutor.info() of the run
 
 
-def sweep_tasks(points, seeds: Sequence[int]) -> list[tuple[str, str, int]]:
-    return [(p.name, p.scenario.model_dump_json(), seed) for p in points for seed in seeds]
+def sweep_tasks(points, seeds: Sequence[int]) -> list[SweepTask]:
+    """Every (point, seed) in order: points as the sweep lists them, seeds ascending.  Each
+    task carries its resolved scenario (as JSON, trace files inlined)."""
+    tasks = []
+    for p in points:
+        dump = json.dumps(portable_scenario(p.scenario), separators=(",", ":"))
+        tasks.extend(SweepTask(p.name, dump, seed) for seed in seeds)
+    return tasks
 
 
-def run_sweep(tasks: Sequence[tuple[str, str, int]], workers: int,
+def run_sweep(tasks: Sequence[SweepTask], workers: Optional[int] = None,
               on_done: Optional[Callable[[int, dict], None]] = None,
-              tick: Optional[Callable[[], None]] = None) -> SweepOutcome:
-    """Run tasks on ``workers`` spawned processes (in this process when 1).  Ctrl-C cancels
-    what has not started and stops the workers; finished tasks are kept."""
+              tick: Optional[Callable[[], None]] = None, *,
+              executor: "str | Any" = "local", scheduler: Optional[str] = None,
+              timeout: Optional[float] = None,
+              fn: Optional[Callable[[Any], dict]] = None) -> SweepOutcome:
+    """Run ``tasks`` on an executor (a name from :data:`fedsim.executors.EXECUTORS`, built
+    with ``workers`` / ``scheduler`` / ``timeout``, or an opened
+    :class:`fedsim.executors.SweepExecutor`, which the caller closes).  ``on_done(index,
+    result)`` is called as each task finishes, ``tick()`` now and then while none does.
+    Ctrl-C cancels what has not finished and stops the workers; finished tasks are kept.
+    Raises :class:`fedsim.executors.ExecutorError` when the executor cannot start."""
+    from .executors import make_executor
+
     outcome = SweepOutcome(list(tasks))
-    if workers <= 1:
+    own = isinstance(executor, str)
+    ex = make_executor(executor, workers=workers, scheduler=scheduler, timeout=timeout) \
+        if own else executor
+    try:
+        if own:
+            ex.open(len(outcome.tasks))
+        outcome.executor = ex.info()
+        stream = ex.run(outcome.tasks, fn or sweep_task)
         try:
-            for i, task in enumerate(tasks):
-                res = _run_inline(task)
-                if res is None:  # interrupted inside the run
-                    outcome.interrupted = True
-                    break
+            for item in stream:
+                if item is None:
+                    if tick:
+                        tick()
+                    continue
+                i, res = item
                 outcome.outputs[i] = res
                 if on_done:
                     on_done(i, res)
         except KeyboardInterrupt:
             outcome.interrupted = True
-        return outcome
-
-    import multiprocessing
-    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-    from concurrent.futures.process import BrokenProcessPool
-
-    ctx = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_init)
-    futures = {}
-    try:
-        futures = {pool.submit(sweep_task, t): i for i, t in enumerate(tasks)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
-            if tick and not done:
-                tick()
-            for fut in done:
-                i = futures[fut]
-                try:
-                    res = fut.result()
-                except BrokenProcessPool as err:
-                    res = {"ok": False, "error": f"worker process died: {err}"}
-                except Exception as err:
-                    res = {"ok": False, "error": f"{type(err).__name__}: {err}"}
-                outcome.outputs[i] = res
-                if on_done:
-                    on_done(i, res)
-        pool.shutdown(wait=True)
-    except KeyboardInterrupt:
-        outcome.interrupted = True
-        for fut in futures:
-            fut.cancel()
-        procs = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for p in procs:  # the workers this call started
-            try:
-                p.terminate()
-            except Exception:
-                pass
-        for p in procs:
-            try:
-                p.join(timeout=5)
-            except Exception:
-                pass
+            ex.cancel()
+        finally:
+            stream.close()
+    finally:
+        if own:
+            ex.close()
     return outcome
-
-
-def _run_inline(task) -> Optional[dict]:
-    name, dump, seed = task
-    try:
-        scenario = Scenario.model_validate_json(dump)
-        result = World(scenario, seed).run()
-    except KeyboardInterrupt:
-        raise
-    except Exception as err:
-        return {"ok": False, "error": f"{type(err).__name__}: {err}",
-                "traceback": traceback.format_exc()}
-    if result.interrupted:
-        return None
-    summary = result.summary()
-    return {"ok": True, "summary": {m: summary[m] for m in METRICS}}
 
 
 def _cell(v: Any) -> Any:
