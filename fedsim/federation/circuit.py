@@ -73,6 +73,10 @@ class CircuitBreaker:
         self.fixes = fixes
         self._records: dict[NodeId, CircuitRecord] = {}
         self.on_transition: Optional[TransitionListener] = None
+        self.listeners: list[TransitionListener] = []
+        """Further transition listeners, called like :attr:`on_transition` after it.  The
+        owner (the world) keeps ``on_transition``; routing indexes add themselves here to
+        learn which circuits are not Closed."""
         self.version = 0
         """Incremented on every state change (routing caches key on it)."""
 
@@ -88,6 +92,8 @@ class CircuitBreaker:
         self.version += 1
         if self.on_transition is not None:
             self.on_transition(NodeId(node_id), old, new, now)
+        for listener in self.listeners:
+            listener(NodeId(node_id), old, new, now)
 
     def _eager_check(self, node_id: str, rec: CircuitRecord, now: int) -> None:
         if (rec.state is OPEN and rec.opened_at is not None

@@ -64,6 +64,9 @@ class ProbeResult:
 Prober = Callable[[NodeId], Union[ProbeResult, bool]]
 HealthListener = Callable[[NodeId, HealthState, HealthState, int], None]
 """Called as ``listener(node, old_status, new_status, now_ns)`` when a status changes."""
+ChangeListener = Callable[[NodeId], None]
+"""Called as ``listener(node)`` when anything the router reads about ``node`` may have
+changed (see :attr:`HealthChecker.listeners`)."""
 
 
 class _NodeState:
@@ -103,6 +106,12 @@ class HealthChecker:
         self._probe_interval = self.config.check_interval
         self._next_probe: Optional[int] = None
         self.on_transition: Optional[HealthListener] = None
+        self.listeners: list[ChangeListener] = []
+        """Change listeners, called as ``listener(node)`` after the node is registered,
+        re-registered or deregistered, or a report changes its status, latency_p50 or
+        throughput (what the router reads).  Routing indexes use them to rescore only the
+        nodes that changed; :attr:`on_transition` (status changes, with old and new state)
+        is separate and left to the owner (the world records it)."""
         self.version = 0
         """Incremented whenever anything the router reads (status, p50) may have changed."""
 
@@ -121,10 +130,14 @@ class HealthChecker:
                 state.health.queue_depth = old.in_flight
         self._nodes[node_id] = state
         self.version += 1
+        for listener in self.listeners:
+            listener(node_id)
 
     def deregister_node(self, node_id: str) -> None:
         if self._nodes.pop(node_id, None) is not None:
             self.version += 1
+            for listener in self.listeners:
+                listener(NodeId(node_id))
 
     # ------------------------------------------------------------------ reports
     def report_success(self, node_id: str, latency: int, tokens: Optional[int] = None) -> None:
@@ -138,8 +151,10 @@ class HealthChecker:
         st.consecutive_failures = 0
         st.consecutive_successes += 1
         now = self.clock.now_ns()
+        old_p50 = h.latency_p50
+        old_throughput = h.throughput
         if st.window is None:
-            h.latency_p50 = ((h.latency_p50 // NS_PER_MS * 9 + latency // NS_PER_MS) // 10) * NS_PER_MS
+            h.latency_p50 = ((old_p50 // NS_PER_MS * 9 + latency // NS_PER_MS) // 10) * NS_PER_MS
         else:
             self._observe(st, latency, tokens, now)
         h.last_check = now
@@ -150,8 +165,13 @@ class HealthChecker:
         elif st.consecutive_successes >= cfg.recovery_threshold:
             h.status = HealthState.HEALTHY
         self.version += 1
-        if h.status is not old and self.on_transition is not None:
-            self.on_transition(h.node_id, old, h.status, now)
+        if h.status is not old:
+            if self.on_transition is not None:
+                self.on_transition(h.node_id, old, h.status, now)
+        elif h.latency_p50 == old_p50 and h.throughput == old_throughput:
+            return
+        for listener in self.listeners:
+            listener(h.node_id)
 
     def report_failure(self, node_id: str) -> None:
         """A request (or probe) on ``node_id`` failed (spec §3.5)."""
@@ -168,8 +188,11 @@ class HealthChecker:
         else:
             h.status = HealthState.DEGRADED
         self.version += 1
-        if h.status is not old and self.on_transition is not None:
-            self.on_transition(h.node_id, old, h.status, now)
+        if h.status is not old:
+            if self.on_transition is not None:
+                self.on_transition(h.node_id, old, h.status, now)
+            for listener in self.listeners:
+                listener(h.node_id)
 
     def _observe(self, st: _NodeState, latency: int, tokens: Optional[int], now: int) -> None:
         st.window.append(latency)

@@ -3,20 +3,61 @@
 A policy scores a :class:`RouteCandidate` for a request (higher is better) and decides its
 eligibility.  :class:`CompositePolicy` averages its members' already-weighted scores
 (Q-COMPOSITE-MEAN).  Register your own with :func:`register_policy`.
+
+Request keys (the contract for policy authors)
+----------------------------------------------
+The router keeps candidates scored and sorted between requests (:mod:`.index`) instead of
+rescoring every node for every request.  It can do that only if it knows which requests
+score alike, so a policy may define::
+
+    def request_key(self, request) -> Hashable: ...
+
+meaning: for any two requests with equal keys, ``score(c, r)`` and ``is_eligible(c, r)``
+are equal (bit for bit) for every candidate ``c``.  Return something cheap and small: a
+constant (``None``) if the request is never read, otherwise exactly the request fields (or
+the branch taken on them) that the policy reads.  Also required for the index:
+
+* ``score`` / ``is_eligible`` are pure functions of the candidate, the request and the
+  policy's settings: no clock, no load, no randomness, no side effects (a policy that
+  reads changing state must not define ``request_key``);
+* keys compare equal to themselves (no NaN inside a key);
+* settings are not changed while routers use the policy.  Assigning an attribute of a
+  built-in policy, ``with_region``, ``with_region_cost`` and ``CompositePolicy.with_policy``
+  are detected (they bump :data:`EPOCH` and routers re-index); mutating ``region_costs``,
+  ``region_privacy`` or ``CompositePolicy.policies`` in place is not: call
+  :func:`policies_changed` afterwards.
+
+Optionally, ``request_key_constant = True`` (an attribute or property) says the key never
+varies; the router then leaves the policy out of its class keys, saving a call per request.
+
+A policy without ``request_key`` (or a composite with such a member) still works: the
+router then uses the full path, building and scoring every candidate per request.
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Optional, Protocol, runtime_checkable
+from operator import attrgetter
+from typing import Callable, Hashable, Iterable, Mapping, Optional, Protocol, runtime_checkable
 
 from .duration import NS_PER_MS, seconds
 from .fixes import NO_FIXES, Fixes
 from .types import HealthState, InferenceRequest, PrivacyLevel, RegionId, RouteCandidate
 
+EPOCH = [0]
+"""Bumped whenever a built-in policy's settings change; routing indexes compare it on every
+route and rebuild when it moved.  (A one-element list, so readers hold the cell.)"""
+
+
+def policies_changed() -> None:
+    """Tell routers that some policy's settings changed (after an in-place mutation that
+    the built-in policies cannot see, e.g. ``policy.region_costs[r] = x``)."""
+    EPOCH[0] += 1
+
 
 @runtime_checkable
 class RoutingPolicy(Protocol):
-    """What the router needs from a policy."""
+    """What the router needs from a policy.  ``request_key`` is optional (see the module
+    docstring); without it routing takes the full path."""
 
     name: str
 
@@ -25,7 +66,57 @@ class RoutingPolicy(Protocol):
     def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool: ...
 
 
-class LatencyPolicy:
+def _constant_key(request: InferenceRequest) -> Hashable:
+    return None
+
+
+def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest], Hashable]]:
+    """A function of the request whose values are equal exactly when the policy's
+    ``request_key`` values are, or None when the policy (or, for a composite, any member,
+    recursively) has no ``request_key``.
+
+    It is a cheaper stand-in for ``policy.request_key``: members whose key is constant are
+    left out, and the privacy key is read by an ``attrgetter``."""
+    if isinstance(policy, CompositePolicy):
+        fns = []
+        for p in policy.policies:
+            f = request_key_function(p)
+            if f is None:
+                return None
+            if f is not _constant_key:
+                fns.append(f)
+        if not fns:
+            return _constant_key
+        if len(fns) == 1:
+            return fns[0]
+        if len(fns) == 2:
+            f, g = fns
+            return lambda request: (f(request), g(request))
+        if len(fns) == 3:
+            f, g, h = fns
+            return lambda request: (f(request), g(request), h(request))
+        return lambda request: tuple([f(request) for f in fns])
+    key = getattr(policy, "request_key", None)
+    if not callable(key):
+        return None
+    if getattr(policy, "request_key_constant", False):
+        return _constant_key
+    if type(policy) is PrivacyPolicy:
+        return _privacy_key
+    return key
+
+
+class _Tracked:
+    """Base of the built-in policies: any attribute assignment bumps :data:`EPOCH`."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        EPOCH[0] += 1
+
+
+class LatencyPolicy(_Tracked):
     """Prefer low estimated latency; reject above ``max_latency`` (spec §5.1).
 
     Scores on whole milliseconds; eligibility at full precision, so exactly ``max_latency``
@@ -48,11 +139,16 @@ class LatencyPolicy:
     def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
         return candidate.target.estimated_latency <= self.max_latency
 
+    request_key_constant = True
+
+    def request_key(self, request: InferenceRequest) -> Hashable:
+        return None  # the request is not read
+
     def __repr__(self) -> str:
         return f"LatencyPolicy(weight={self.weight}, max_latency={self.max_latency})"
 
 
-class LocalityPolicy:
+class LocalityPolicy(_Tracked):
     """Prefer same-region nodes (spec §5.2).
 
     Reference: ``(0.5 + locality_score * same_region_boost) * weight``; router candidates
@@ -82,11 +178,21 @@ class LocalityPolicy:
     def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
         return True
 
+    def request_key(self, request: InferenceRequest) -> Hashable:
+        """The origin region, when the ``locality_from_origin`` branch reads it."""
+        if self.fixes.locality_from_origin:
+            return request.origin_region
+        return None
+
+    @property
+    def request_key_constant(self) -> bool:
+        return not self.fixes.locality_from_origin
+
     def __repr__(self) -> str:
         return f"LocalityPolicy(weight={self.weight}, same_region_boost={self.same_region_boost})"
 
 
-class PrivacyPolicy:
+class PrivacyPolicy(_Tracked):
     """Only route to regions cleared for the request's privacy level (spec §5.3).
     Unknown regions count as Internal; the score is always 1.0."""
 
@@ -100,6 +206,7 @@ class PrivacyPolicy:
 
     def with_region(self, region: str, level: PrivacyLevel) -> "PrivacyPolicy":
         self.region_privacy[RegionId(region)] = PrivacyLevel(level)
+        EPOCH[0] += 1
         return self
 
     def region_level(self, region: str) -> PrivacyLevel:
@@ -112,6 +219,9 @@ class PrivacyPolicy:
         return self.region_privacy.get(candidate.target.region_id, PrivacyLevel.INTERNAL) \
             >= request.qos.privacy
 
+    def request_key(self, request: InferenceRequest) -> Hashable:
+        return request.qos.privacy
+
     def __repr__(self) -> str:
         return f"PrivacyPolicy({dict(self.region_privacy)!r})"
 
@@ -123,7 +233,7 @@ def _clamp01(x: float) -> float:
     return 0.0 if x < 0.0 else 1.0 if x > 1.0 else x
 
 
-class CostPolicy:
+class CostPolicy(_Tracked):
     """Trade region cost against performance by the request's cost tolerance (spec §5.4).
 
     Reference: tolerance <= 50 scores ``1 - region_cost``, >= 51 scores the candidate's
@@ -144,6 +254,7 @@ class CostPolicy:
 
     def with_region_cost(self, region: str, cost: float) -> "CostPolicy":
         self.region_costs[RegionId(region)] = _clamp01(float(cost))
+        EPOCH[0] += 1
         return self
 
     def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
@@ -168,11 +279,19 @@ class CostPolicy:
     def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
         return True
 
+    def request_key(self, request: InferenceRequest) -> Hashable:
+        """The branch ``score`` takes on the tolerance: the band (0-3) under ``cost_bands``,
+        else whether ``tolerance / 100.0 > 0.5``."""
+        tol = request.qos.cost_tolerance
+        if self.fixes.cost_bands:
+            return 0 if tol <= 30 else 1 if tol <= 50 else 2 if tol <= 70 else 3
+        return tol / 100.0 > 0.5
+
     def __repr__(self) -> str:
         return f"CostPolicy(weight={self.weight}, region_costs={dict(self.region_costs)!r})"
 
 
-class HealthPolicy:
+class HealthPolicy(_Tracked):
     """Prefer healthy nodes; reject health score 0 (spec §5.5).
 
     Reference: ``health_score * weight`` (1.0 / 0.5 / 0.3 for Healthy / Degraded / Unknown),
@@ -202,11 +321,16 @@ class HealthPolicy:
     def is_eligible(self, candidate: RouteCandidate, request: InferenceRequest) -> bool:
         return candidate.scores.health_score > 0.0
 
+    request_key_constant = True
+
+    def request_key(self, request: InferenceRequest) -> Hashable:
+        return None  # the request is not read
+
     def __repr__(self) -> str:
         return f"HealthPolicy(weight={self.weight})"
 
 
-class CompositePolicy:
+class CompositePolicy(_Tracked):
     """Mean of member scores; eligible when every member is (spec §5.6).
 
     ``CompositePolicy()`` is empty (score 1.0, always eligible), like the reference's
@@ -226,6 +350,7 @@ class CompositePolicy:
 
     def with_policy(self, policy: RoutingPolicy) -> "CompositePolicy":
         self.policies.append(policy)
+        EPOCH[0] += 1
         return self
 
     def score(self, candidate: RouteCandidate, request: InferenceRequest) -> float:
@@ -242,8 +367,16 @@ class CompositePolicy:
                 return False
         return True
 
+    def request_key(self, request: InferenceRequest) -> Hashable:
+        """The members' keys, in order.  Raises AttributeError if a member has none (the
+        router checks with :func:`request_key_function` first)."""
+        return tuple([p.request_key(request) for p in self.policies])
+
     def __repr__(self) -> str:
         return f"CompositePolicy({self.policies!r})"
+
+
+_privacy_key = attrgetter("qos.privacy")
 
 
 # --------------------------------------------------------------------------- registry

@@ -5,6 +5,11 @@ every deployment), rank them with the policy (stable sort by total, descending),
 pool (eligible, ``total >= min_score``, first ``max_candidates``) and let the strategy pick.
 Routing takes no simulated time; its only side effect on shared state is the breaker's
 lazy Open → HalfOpen transition (Q-DUP-ISOPEN).
+
+That is the *full path* (:meth:`Router.route_full`).  By default ``route`` answers from a
+:class:`~fedsim.federation.index.CandidateIndex` that keeps the ranking between requests
+and makes the same decisions (``RouterConfig(incremental=False)`` turns it off);
+``get_candidates`` always takes the full path.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from .duration import NS_PER_MS
 from .errors import AllNodesUnhealthy, NoCapacity
 from .fixes import NO_FIXES, Fixes
 from .health import HealthChecker
+from .index import CandidateIndex
 from .load import LoadTracker
 from .policy import CompositePolicy, RoutingPolicy
 from .strategies import Strategy, make_strategy, strategy_name
@@ -42,17 +48,27 @@ _HEALTH_SCORE = {
 _UNHEALTHY = HealthState.UNHEALTHY
 _UNKNOWN = HealthState.UNKNOWN
 
+INCREMENTAL_DEFAULT = True
+"""Default of ``RouterConfig.incremental`` (read when a config is created; tests flip it
+to run whole worlds on the full path)."""
+
+
+def _incremental_default() -> bool:
+    return INCREMENTAL_DEFAULT
+
 
 @dataclass(slots=True)
 class RouterConfig:
     """Router settings (spec §1.13).  ``strategy`` is a LoadBalanceStrategy or the name of a
     registered strategy; ``seed`` seeds the router's RNG (used by fixes and by the seeded
-    strategies only)."""
+    strategies only).  ``incremental`` (fedsim) routes through the candidate index
+    (:mod:`.index`); False forces the full path.  Both make the same decisions."""
 
     max_candidates: int = 10
     min_score: float = 0.1
     strategy: Union[LoadBalanceStrategy, str] = LoadBalanceStrategy.LEAST_LATENCY
     seed: int = 0
+    incremental: bool = field(default_factory=_incremental_default)
 
     def __post_init__(self) -> None:
         if self.max_candidates < 0:
@@ -82,6 +98,7 @@ class Router:
         fixes: Fixes = NO_FIXES,
         load: Optional[LoadTracker] = None,
     ) -> None:
+        self.__dict__["_index"] = None
         self.config = config if config is not None else RouterConfig()
         self.clock = clock if clock is not None else (
             health_checker.clock if health_checker is not None else WALL_CLOCK)
@@ -100,6 +117,33 @@ class Router:
         self.load = load if load is not None else LoadTracker()
         self.rng = random.Random(self.config.seed)
         self.strategy: Strategy = make_strategy(self.config.strategy)
+        self.routes_full = 0
+        """Routes answered by the full path (``routes_indexed``: by the index)."""
+
+    # The index reads these; replacing one drops it (it is rebuilt on the next route).
+    _INDEX_INPUTS = frozenset({"catalog", "health_checker", "circuit_breaker", "policy", "fixes"})
+
+    def __setattr__(self, name: str, value) -> None:
+        object.__setattr__(self, name, value)
+        if name in Router._INDEX_INPUTS:
+            self.drop_index()
+
+    def drop_index(self) -> None:
+        """Forget the candidate index (it is rebuilt lazily on the next route)."""
+        index = self.__dict__.get("_index")
+        if index is not None:
+            index.close()
+        self.__dict__["_index"] = None
+
+    @property
+    def index(self) -> Optional[CandidateIndex]:
+        """The candidate index, once a route has built it."""
+        return self.__dict__.get("_index")
+
+    @property
+    def routes_indexed(self) -> int:
+        index = self.__dict__.get("_index")
+        return 0 if index is None else index.hits
 
     def with_policy(self, policy: RoutingPolicy) -> "Router":
         self.policy = policy
@@ -198,7 +242,29 @@ class Router:
               exclude: Optional[AbstractSet[str]] = None) -> RouteTarget:
         """The chosen target, or NoCapacity (no candidate) / AllNodesUnhealthy (none
         selectable) (spec §6.5).  ``exclude`` (retry_excludes_tried) avoids those nodes
-        while another is selectable."""
+        while another is selectable.
+
+        Answered by the candidate index unless ``config.incremental`` is False or the
+        index cannot guarantee the full path's answer (see :mod:`.index`)."""
+        if self.config.incremental:
+            index = self._index
+            if index is None:
+                index = CandidateIndex(self)
+                self.__dict__["_index"] = index
+            pool = index.pool(request, exclude)
+            if pool is not None:
+                if not pool:
+                    raise AllNodesUnhealthy(request.capability)
+                t = self.strategy.select(pool, request, self).target
+                # A copy: the index's candidates are shared by later requests.
+                return RouteTarget(t.node_id, t.region_id, t.endpoint, t.estimated_latency,
+                                   t.score)
+        return self.route_full(request, exclude)
+
+    def route_full(self, request: InferenceRequest,
+                   exclude: Optional[AbstractSet[str]] = None) -> RouteTarget:
+        """``route`` by the spec's algorithm: build, rank, pool, select."""
+        self.routes_full += 1
         candidates = self.build_candidates(request.capability, request)
         if not candidates:
             raise NoCapacity(request.capability)

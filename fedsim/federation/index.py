@@ -1,0 +1,431 @@
+"""Incremental candidate index: ``Router.route`` without rebuilding every candidate (issue 8).
+
+The full path (spec §6.2-§6.4) builds, scores and sorts a candidate for every deployment of
+the capability on every request, so its cost grows linearly with the fleet.  Almost none of
+that work changes between requests: a candidate's score depends on its node's health and on
+a few request fields.  This index keeps the ranked candidates between requests and touches
+only what changed, making the same decisions as the full path, bit for bit.
+
+How it stays exact
+------------------
+* **Request classes.**  Policies name the request fields they read (``request_key``, see
+  :mod:`.policy`); the router adds the origin region when ``locality_from_origin`` makes it
+  set the candidates' locality.  Requests with equal keys see identical candidates.
+* **Per (capability, class)**, materialised on first use: one candidate per deployment,
+  built and scored exactly as the full path builds and ranks it (same constructors, same
+  ``policy.score`` call), the eligible ones in a list sorted by ``(-total, position)``, where
+  position is the deployment's place in the full path's iteration order (catalog entry
+  order, then deployment order).  That order is what the full path's stable sort by total,
+  descending, produces.  Nodes that are Unhealthy have no candidate; ``present`` counts the
+  others, so NoCapacity (no candidate at all) vs AllNodesUnhealthy (empty pool) is decided
+  as before.
+* **Health changes** reach the index through :attr:`HealthChecker.listeners`: a change of a
+  node's registration, status, p50 or throughput appends the node to a change log.  Each
+  class remembers how far into the log it is current and rescores the (distinct) logged
+  nodes when it is next used, replacing their candidates with new objects (candidates
+  already handed out are never mutated).  Classes catch up lazily rather than all at once
+  on every change, so a class that is not used costs nothing; a class that lags too far is
+  dropped and rebuilt on its next use.
+* **Catalog changes** (``ModelCatalog.version``) and policy changes (a different policy
+  object, :data:`.policy.EPOCH`) drop everything; it is rebuilt lazily.
+* **Breakers.**  ``is_open`` of a Closed circuit is False without side effects, so only
+  nodes whose circuit is not Closed (tracked through :attr:`CircuitBreaker.listeners`) are
+  asked, on every route, once per deployment in position order, exactly as the full path
+  asks them.  So Open -> HalfOpen, an expired single-probe permit and ``eager_half_open``
+  happen at the same moments and are recorded in the same order.  Deployments whose
+  ``is_open`` is True are skipped while the pool is taken.
+* **The pool** is the first ``max_candidates`` entries of the sorted list with
+  ``total >= min_score`` (a prefix, since the list is sorted), minus open deployments and,
+  with ``exclude``, minus excluded nodes unless nothing else is left, as ``Router.pool``
+  does.  The strategy receives the same candidates in the same order as on the full path.
+
+Fallbacks to the full path (decided before any side effect, so the full path then behaves
+exactly as it always did):
+
+* the policy, or a member of a composite policy, has no ``request_key``;
+* ``real_health_metrics`` is on (router's or health checker's fixes): throughput ages with
+  the clock on every ``peek``, so a candidate can change without any report;
+* a class has an eligible candidate whose total is NaN: Python's sort is then
+  order-dependent and cannot be reproduced by sorted insertion;
+* ``RouterConfig.incremental`` is False.
+
+Known limits (documented contracts, not checked): policies must be pure functions of
+candidate, request key and settings (see :mod:`.policy`); catalog entries, deployments and
+health records must be changed only through their owners' methods.  A policy that raises
+would raise here before the breaker side effects rather than after them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, insort
+from typing import TYPE_CHECKING, AbstractSet, Hashable, Optional
+
+from .circuit import CLOSED
+from .duration import NS_PER_MS
+from .errors import NoCapacity
+from .policy import EPOCH, request_key_function
+from .types import (
+    DEFAULT_HEALTH_FOR_UNKNOWN_P50,
+    Capability,
+    HealthState,
+    InferenceRequest,
+    NodeId,
+    RouteCandidate,
+    RouteScores,
+    RouteTarget,
+)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .router import Router
+
+_HEALTH_SCORE = {
+    HealthState.HEALTHY: 1.0,
+    HealthState.DEGRADED: 0.5,
+    HealthState.UNKNOWN: 0.3,
+}
+_UNHEALTHY = HealthState.UNHEALTHY
+_UNKNOWN = HealthState.UNKNOWN
+
+_LOG_TRIM = 4096
+"""Trim the change log when it grows past this many entries."""
+
+
+class _Class:
+    """Candidates of one capability for one request class."""
+
+    __slots__ = ("cands", "ranked", "present", "nan", "cursor")
+
+    def __init__(self, cursor: int) -> None:
+        self.cands: list[Optional[RouteCandidate]] = []
+        """Per position: the candidate, or None when the node is Unhealthy."""
+        self.ranked: list[tuple[float, int, RouteCandidate]] = []
+        """(-total, position, candidate) of the eligible candidates with a non-NaN total,
+        sorted: the full path's ranking order."""
+        self.present = 0
+        """Positions with a candidate (eligible or not)."""
+        self.nan = 0
+        """Eligible candidates whose total is NaN (then this class takes the full path)."""
+        self.cursor = cursor
+        """How far into the change log this class is current."""
+
+
+class _Cap:
+    """Deployments of one capability in the full path's order, and its classes."""
+
+    __slots__ = ("deps", "node_pos", "classes", "nc_version", "nc_positions")
+
+    def __init__(self, deps: list[tuple[NodeId, str, str]]) -> None:
+        self.deps = deps
+        self.node_pos: dict[str, list[int]] = {}
+        for pos, (node, _, _) in enumerate(deps):
+            self.node_pos.setdefault(node, []).append(pos)
+        self.classes: dict[Hashable, _Class] = {}
+        self.nc_version = -1
+        self.nc_positions: list[tuple[int, NodeId]] = []
+        """(position, node) of deployments whose circuit is not Closed, in order."""
+
+
+class CandidateIndex:
+    """Ranked candidates per (capability, request class), kept current by listeners.
+
+    Owned by a :class:`~fedsim.federation.router.Router`; :meth:`pool` answers a route
+    request with the same pool the full path would compute, or None when it must fall back.
+    """
+
+    def __init__(self, router: "Router") -> None:
+        self.router = router
+        self.catalog = router.catalog
+        self.health = router.health_checker
+        self.breaker = router.circuit_breaker
+        self.policy = router.policy
+        self.fixes = router.fixes
+        self.locality_from_origin = self.fixes.locality_from_origin
+        self.log: list[str] = []
+        self.nonclosed: set[str] = {n for n, rec in self.breaker.records() if rec.state is not CLOSED}
+        self.nc_version = 0
+        self.hits = 0
+        """Routes answered by the index."""
+        self.fallbacks = 0
+        """Routes handed back to the full path."""
+        self.materialised = 0
+        """Classes built (initially, after invalidation, or after lagging too far)."""
+        self.trims = 0
+        """Times the change log was trimmed."""
+        self.health.listeners.append(self._on_health)
+        self.breaker.listeners.append(self._on_breaker)
+        self._reset()
+
+    def close(self) -> None:
+        """Detach from the health checker and breaker (the router dropped this index)."""
+        try:
+            self.health.listeners.remove(self._on_health)
+        except ValueError:  # pragma: no cover
+            pass
+        try:
+            self.breaker.listeners.remove(self._on_breaker)
+        except ValueError:  # pragma: no cover
+            pass
+
+    # ------------------------------------------------------------------ invalidation
+    def _reset(self) -> None:
+        """Forget every capability (rebuilt lazily) and re-read policy support."""
+        self.caps: dict[Capability, _Cap] = {}
+        self.log.clear()
+        self.catalog_version = self.catalog.version
+        self.policy_epoch = EPOCH[0]
+        self.key_fn = request_key_function(self.policy)
+        self.usable = (self.key_fn is not None
+                       and not self.fixes.real_health_metrics
+                       and not getattr(self.health.fixes, "real_health_metrics", False))
+
+    def _on_health(self, node: NodeId) -> None:
+        log = self.log
+        log.append(node)
+        if len(log) > _LOG_TRIM:
+            self._trim_log()
+
+    def _on_breaker(self, node: NodeId, old, new, now: int) -> None:
+        if new is CLOSED:
+            if node in self.nonclosed:
+                self.nonclosed.discard(node)
+                self.nc_version += 1
+        elif node not in self.nonclosed:
+            self.nonclosed.add(node)
+            self.nc_version += 1
+
+    def _cap(self, capability: Capability) -> _Cap:
+        deps: list[tuple[NodeId, str, str]] = []
+        for entry in self.catalog.entries():
+            if capability not in entry.metadata.capabilities:
+                continue
+            for d in entry.deployments:
+                deps.append((d.node_id, d.region_id, d.endpoint))
+        cap = self.caps[capability] = _Cap(deps)
+        return cap
+
+    # ------------------------------------------------------------------ candidates
+    def _candidate(self, node: NodeId, region: str, endpoint: str, request: InferenceRequest,
+                   origin: Optional[str]) -> Optional[RouteCandidate]:
+        """Build and rank one candidate as ``Router.build_candidates`` and
+        ``Router.rank_candidates`` do; None when the node is Unhealthy."""
+        h = self.health.peek(node)
+        if h is None:
+            status, p50, throughput = _UNKNOWN, DEFAULT_HEALTH_FOR_UNKNOWN_P50, 0
+        else:
+            status = h.status
+            if status is _UNHEALTHY:
+                return None
+            p50, throughput = h.latency_p50, h.throughput
+        if origin is None:
+            locality = 0.5
+        else:
+            locality = 1.0 if region == origin else 0.0
+        c = RouteCandidate(
+            RouteTarget(node, region, endpoint, p50, 0.0),
+            RouteScores(
+                1.0 - min((p50 // NS_PER_MS) / 5000.0, 1.0),
+                min(throughput / 1000.0, 1.0),
+                0.5,
+                locality,
+                _HEALTH_SCORE[status],
+                0.0,
+            ),
+            True,
+            None,
+            status,
+        )
+        policy = self.policy
+        if not policy.is_eligible(c, request):
+            c.eligible = False
+            c.rejection_reason = "Policy rejected"
+        else:
+            s = policy.score(c, request)
+            c.target.score = s
+            c.scores.total = s
+        return c
+
+    def _materialise(self, cap: _Cap, key: Hashable, request: InferenceRequest,
+                     origin: Optional[str]) -> _Class:
+        cls = _Class(len(self.log))
+        make = self._candidate
+        cands = cls.cands
+        ranked = cls.ranked
+        for pos, (node, region, endpoint) in enumerate(cap.deps):
+            c = make(node, region, endpoint, request, origin)
+            cands.append(c)
+            if c is None:
+                continue
+            cls.present += 1
+            if c.eligible:
+                t = c.scores.total
+                if t != t:
+                    cls.nan += 1
+                else:
+                    ranked.append((-t, pos, c))
+        ranked.sort()
+        cap.classes[key] = cls
+        self.materialised += 1
+        return cls
+
+    def _catch_up(self, cap: _Cap, cls: _Class, request: InferenceRequest,
+                  origin: Optional[str]) -> None:
+        """Rescore the nodes logged since this class was last current."""
+        log = self.log
+        start = cls.cursor
+        cls.cursor = len(log)
+        node_pos = cap.node_pos
+        deps = cap.deps
+        cands = cls.cands
+        ranked = cls.ranked
+        make = self._candidate
+        changed = log[start:] if len(log) - start == 1 else dict.fromkeys(log[start:])
+        for node in changed:
+            positions = node_pos.get(node)
+            if positions is None:
+                continue
+            for pos in positions:
+                old = cands[pos]
+                _, region, endpoint = deps[pos]
+                new = make(deps[pos][0], region, endpoint, request, origin)
+                cands[pos] = new
+                i = -1
+                if old is not None:
+                    cls.present -= 1
+                    if old.eligible:
+                        t = old.scores.total
+                        if t != t:
+                            cls.nan -= 1
+                        else:
+                            i = bisect_left(ranked, (-t, pos))
+                if new is None:
+                    if i >= 0:
+                        del ranked[i]
+                    continue
+                cls.present += 1
+                if not new.eligible:
+                    if i >= 0:
+                        del ranked[i]
+                    continue
+                t = new.scores.total
+                if t != t:
+                    cls.nan += 1
+                    if i >= 0:
+                        del ranked[i]
+                elif i >= 0 and ranked[i][0] == -t:
+                    ranked[i] = (-t, pos, new)  # same place: no shifting
+                else:
+                    if i >= 0:
+                        del ranked[i]
+                    insort(ranked, (-t, pos, new))
+
+    def _trim_log(self) -> None:
+        """Drop the log prefix every class has consumed; classes lagging by more entries
+        than they have positions are dropped (rebuilding costs no more than catching up)."""
+        self.trims += 1
+        log = self.log
+        end = len(log)
+        low = end
+        for cap in self.caps.values():
+            stale = [k for k, c in cap.classes.items() if end - c.cursor > max(len(c.cands), 64)]
+            for k in stale:
+                del cap.classes[k]
+            for c in cap.classes.values():
+                low = min(low, c.cursor)
+        if low:
+            del log[:low]
+            for cap in self.caps.values():
+                for c in cap.classes.values():
+                    c.cursor -= low
+
+    # ------------------------------------------------------------------ routing
+    def pool(self, request: InferenceRequest,
+             exclude: Optional[AbstractSet[str]] = None) -> Optional[list[RouteCandidate]]:
+        """The full path's pool for ``request`` (possibly empty), NoCapacity when there is
+        no candidate at all, or None when the full path must answer instead."""
+        if (self.catalog_version != self.catalog.version or self.policy_epoch != EPOCH[0]):
+            self._reset()
+        if not self.usable:
+            self.fallbacks += 1
+            return None
+        capability = request.capability
+        cap = self.caps.get(capability)
+        if cap is None:
+            cap = self._cap(capability)
+        key = self.key_fn(request)
+        origin = None
+        if self.locality_from_origin:
+            origin = request.origin_region
+            key = (key, origin)
+        cls = cap.classes.get(key)
+        if cls is None:
+            cls = self._materialise(cap, key, request, origin)
+        elif cls.cursor != len(self.log):
+            self._catch_up(cap, cls, request, origin)
+        if cls.nan:
+            self.fallbacks += 1
+            return None
+        self.hits += 1
+
+        # Breaker: ask every deployment whose circuit is not Closed, in order.
+        open_pos: Optional[set[int]] = None
+        if self.nonclosed:
+            if cap.nc_version != self.nc_version:
+                positions = [(p, n) for n in self.nonclosed for p in cap.node_pos.get(n, ())]
+                positions.sort()
+                cap.nc_positions = positions
+                cap.nc_version = self.nc_version
+            if cap.nc_positions:
+                is_open = self.breaker.is_open
+                for pos, node in cap.nc_positions:
+                    if is_open(node):
+                        if open_pos is None:
+                            open_pos = set()
+                        open_pos.add(pos)
+
+        present = cls.present
+        if open_pos is not None:
+            cands = cls.cands
+            for pos in open_pos:
+                if cands[pos] is not None:
+                    present -= 1
+        if present == 0:
+            raise NoCapacity(capability)
+
+        config = self.router.config
+        limit = config.max_candidates
+        if limit <= 0:
+            return []
+        neg_min = -config.min_score
+        ranked = cls.ranked
+        if exclude:
+            out = []
+            skipped = False
+            for neg, pos, c in ranked:
+                if neg > neg_min:
+                    break
+                if open_pos is not None and pos in open_pos:
+                    continue
+                if c.target.node_id in exclude:
+                    skipped = True
+                    continue
+                out.append(c)
+                if len(out) == limit:
+                    break
+            if out or not skipped:
+                return out
+        if open_pos is None:
+            # The common case: a prefix of the ranking.
+            head = ranked[:limit]
+            if head and head[-1][0] <= neg_min:
+                return [e[2] for e in head]
+            return [e[2] for e in head if e[0] <= neg_min]
+        out = []
+        for neg, pos, c in ranked:
+            if neg > neg_min:
+                break
+            if pos in open_pos:
+                continue
+            out.append(c)
+            if len(out) == limit:
+                break
+        return out
