@@ -344,6 +344,39 @@ def test_a_task_that_raises_becomes_an_error_row(work, cluster, executor):
     assert (frame["error"] == "IndexError: tuple index out of range").all()
 
 
+def test_worker_without_fedsim_is_refused_up_front(work):
+    """A scheduler and one worker process that cannot import fedsim: the sweep stops before
+    submitting anything, saying which worker and what to install."""
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    scheduler = subprocess.Popen(
+        [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+         "--port", str(port), "--dashboard-address", "127.0.0.1:0"], **quiet)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.modules['fedsim'] = None; "
+         "from distributed.cli.dask_worker import main; "
+         "main(['--no-nanny', '--nthreads', '1', '--dashboard-address', '127.0.0.1:0', "
+         f"{address!r}])"], **quiet)
+    try:
+        # the command itself waits for the scheduler and the worker to come up
+        proc = fedsim("sweep", "sweep.yaml", "--scheduler", address, "--connect-timeout", "60",
+                      "--out", str(work / "nofedsim"), cwd=work)
+    finally:
+        for p in (worker, scheduler):
+            p.terminate()
+        for p in (worker, scheduler):
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+    assert proc.returncode == 2
+    assert "1 Dask worker(s) cannot import fedsim (e.g. tcp://127.0.0.1:" in proc.stderr
+    assert "install fedsim" in proc.stderr
+    assert not (work / "nofedsim").exists()
+
+
 # --------------------------------------------------------------------------- Ctrl-C
 
 
