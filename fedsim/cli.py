@@ -294,6 +294,10 @@ def _sweep_with(args, executor, loaded, seeds, tasks, params) -> int:
         hint = "" if args.scheduler else " (started for this sweep; give --scheduler ADDRESS " \
                                          "to use a running cluster)"
         _note(args, f"running {len(tasks)} runs {where}{hint}")
+        if getattr(executor, "nthreads", 0) > getattr(executor, "nworkers", 0):
+            _note(args, "note: the Dask workers run several threads each; a run is pure Python, "
+                        "so the threads of one worker share one core (start workers with "
+                        "`dask worker ADDRESS --nworkers auto --nthreads 1` to use every core)")
     out = _out_dir(args, loaded.name, "sweep")
     line = ProgressLine(1.0) if _progress_wanted(args) else None
     failed = []

@@ -201,6 +201,25 @@ def test_dask_without_scheduler_starts_a_local_cluster(work, inline_run):
     assert "on a local Dask cluster (2 workers)" in proc.stdout.splitlines()[0]
 
 
+def test_threads_of_one_worker_give_the_same_results(work, inline_run):
+    """`dask worker` runs several threads by default: runs side by side in one process must
+    not share state.  (Through the API; the cluster lives in this process.)"""
+    loaded = load_scenario(work / "sweep.yaml")
+    tasks = sweep_tasks(loaded.points, loaded.seeds())
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=3, processes=False,
+                                  dashboard_address="127.0.0.1:0",
+                                  silence_logs=logging.ERROR) as c:
+        ex = make_executor("dask", scheduler=c.scheduler_address)
+        ex.open(len(tasks))
+        try:
+            assert (ex.nworkers, ex.nthreads) == (1, 3)
+            outcome = run_sweep(tasks, executor=ex)
+        finally:
+            ex.close()
+    frame = sweep_frame(loaded.points, outcome)
+    pd.testing.assert_frame_equal(frame, pd.read_parquet(inline_run[1] / "sweep.parquet"))
+
+
 def test_tasks_are_self_contained(work):
     """A task carries the resolved scenario with the trace inlined: it runs where the
     client's files are not, with the same result."""
