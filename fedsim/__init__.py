@@ -9,8 +9,11 @@
 __version__ = "0.1.0"
 
 
-def run(scenario, seed=None):
-    """Simulate a :class:`fedsim.world.Scenario` and return its :class:`fedsim.world.Result`."""
+def run(scenario, seed=None, stream_to=None):
+    """Simulate a :class:`fedsim.world.Scenario` and return its :class:`fedsim.world.Result`.
+
+    ``stream_to=DIR`` streams the tables to ``DIR/<table>.parquet`` while the run goes on
+    and keeps counters and quantile sketches instead (big runs in little memory)."""
     from .world import run as _run
 
-    return _run(scenario, seed)
+    return _run(scenario, seed, stream_to=stream_to)

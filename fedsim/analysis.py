@@ -24,7 +24,8 @@ Functions: :func:`latency_percentiles`, :func:`outcomes`, :func:`error_breakdown
 :func:`circuit_episodes`, :func:`traffic_to_down_nodes`, :func:`load_imbalance`,
 :func:`gpu_utilization`, :func:`cost_per_request`, :func:`replication_summary`,
 :func:`paired_comparison`; scenario helpers :func:`nodes_table`, :func:`regions_table`,
-:func:`gateways_table`.
+:func:`gateways_table`.  Streamed runs keep no tables: :func:`sketch_latency_percentiles` reads
+their percentiles from the quantile sketches of ``result.stats``.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ __all__ = [
     "detection_times", "recovery_times", "circuit_episodes", "traffic_to_down_nodes",
     "load_imbalance", "gpu_utilization", "cost_per_request", "replication_summary",
     "paired_comparison", "nodes_table", "regions_table", "gateways_table",
+    "sketch_latency_percentiles",
 ]
 
 By = Union[str, Sequence[str], None]
@@ -206,6 +208,45 @@ def latency_percentiles(requests: pd.DataFrame, by: By = None, column: str = "la
         out = out.sort_values(sort, na_position="last", kind="stable")
     cols = [*keys, *(["window_start", "window_end"] if window is not None else []), *value_cols]
     return out[cols].reset_index(drop=True)
+
+
+def sketch_latency_percentiles(stats: Any, by: Optional[str] = None, column: str = "latency",
+                               percentiles: Sequence[float] = DEFAULT_PERCENTILES) -> pd.DataFrame:
+    """:func:`latency_percentiles` of a streamed run, from its sketches.
+
+    ``stats``: a streamed :class:`fedsim.world.Result` or its ``stats``
+    (:class:`fedsim.world.result.RunStats`; merge several runs' with ``RunStats.merged``).
+    ``by``: None or one of ``stats.by`` (workload, gateway, origin_region, region, node,
+    tenant, capability, privacy); ``column``: ``latency`` or ``ttft``.  Same columns and
+    order as :func:`latency_percentiles` (``by``, ``count``, ``pXX``..., ``max``, ``mean``),
+    over the successful requests after the run's warm-up; ``count``, ``max`` and ``mean``
+    are exact, each ``pXX`` is within ``stats.alpha`` (relative, 0.5 % by default) of the
+    exact ``method="higher"`` percentile, and ``df.attrs["relative_error"]`` says so."""
+    stats = getattr(stats, "stats", None) or stats
+    if column not in ("latency", "ttft"):
+        raise ValueError(f"sketches are kept for 'latency' and 'ttft', not {column!r}")
+    ps = [float(p) for p in percentiles]
+    if not ps or any(not 0.0 <= p <= 100.0 for p in ps):
+        raise ValueError(f"percentiles must be a non-empty list of values in [0, 100], got {ps}")
+    labels = [percentile_label(p) for p in ps]
+    if by is None:
+        groups = [({}, stats.total)]
+    else:
+        if by not in stats.groups:
+            raise ValueError(f"no sketches by {by!r}; kept: {', '.join(stats.groups)}")
+        groups = [({by: key}, g) for key, g in sorted(stats.groups[by].items())]
+    records = []
+    for key, g in groups:
+        sk = getattr(g, column)
+        rec = {**key, "count": sk.count}
+        rec.update({lab: sk.percentile(p) for lab, p in zip(labels, ps)})
+        rec["max"] = sk.max if sk.count else math.nan
+        rec["mean"] = sk.mean
+        records.append(rec)
+    out = pd.DataFrame(records, columns=[*([by] if by else []), "count", *labels, "max", "mean"])
+    out["count"] = out["count"].astype(np.int64)
+    out.attrs["relative_error"] = stats.alpha
+    return out
 
 
 # =============================================================================== outcomes

@@ -1,14 +1,236 @@
-"""Columnar recording keeps only complete rows (a Ctrl-C can land inside an append)."""
+"""The columnar recorder: same frames as the per-cell recorder it replaced, chunked
+conversion, the ``set`` invariant, interrupts, streaming to parquet."""
 
-from fedsim.world.recorder import Table
+from __future__ import annotations
+
+import os
+import signal
+from array import array
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fedsim.federation.types import NodeId
+from fedsim.world import recorder as recorder_mod
+from fedsim.world.recorder import Chunk, ParquetSink, Table, read_table
+
+SCHEMA = {"i": "i", "s": "s", "f": "f", "b": "b", "t": "s", "g": "f"}
 
 
-def test_frame_drops_a_partially_appended_row():
-    t = Table({"a": "i", "b": "s", "c": "f"})
+class CellTable:
+    """The previous implementation (one ``array`` per column, appended cell by cell): the
+    reference the new one must match exactly."""
+
+    def __init__(self, schema):
+        self.schema = dict(schema)
+        self._cols, self._cats = {}, {}
+        for name, kind in schema.items():
+            self._cols[name] = array({"f": "d", "i": "q", "b": "b", "s": "i"}[kind])
+            if kind == "s":
+                self._cats[name] = {}
+        self._order = list(schema)
+
+    def append(self, *values):
+        for name, v in zip(self._order, values):
+            cat = self._cats.get(name)
+            if cat is not None:
+                code = -1 if v is None else cat.setdefault(v, len(cat))
+                self._cols[name].append(code)
+            else:
+                self._cols[name].append(float("nan") if v is None else v)
+
+    def __len__(self):
+        return len(self._cols[self._order[0]])
+
+    def set(self, row, name, value):
+        self._cols[name][row] = value
+
+    def frame(self):
+        data = {}
+        for name in self._order:
+            kind, buf = self.schema[name], self._cols[name]
+            if kind == "s":
+                codes = np.frombuffer(buf, dtype=np.int32).copy() if len(buf) else np.empty(0, np.int32)
+                data[name] = pd.Categorical.from_codes(codes, categories=list(self._cats[name]))
+            elif kind == "f":
+                data[name] = np.frombuffer(buf, dtype=np.float64).copy() if len(buf) else np.empty(0)
+            elif kind == "i":
+                data[name] = np.frombuffer(buf, dtype=np.int64).copy() if len(buf) else np.empty(0, np.int64)
+            else:
+                data[name] = (np.frombuffer(buf, dtype=np.int8) != 0) if len(buf) else np.empty(0, bool)
+        return pd.DataFrame(data, columns=self._order)
+
+
+def random_rows(n, seed=0):
+    rng = np.random.default_rng(seed)
+    words = ["alpha", "beta", NodeId("gpu-1"), "gpu-1", "δ-unicode", ""]
+    rows = []
+    for k in range(n):
+        s = None if rng.random() < 0.2 else words[int(rng.integers(len(words)))]
+        f = None if rng.random() < 0.3 else float(rng.lognormal())
+        t = f"id-{k}" if rng.random() < 0.9 else None
+        g = int(rng.integers(5)) if rng.random() < 0.3 else float("nan")  # ints and NaN too
+        rows.append((int(rng.integers(-2**40, 2**40)), s, f, bool(rng.random() < 0.5), t, g))
+    return rows
+
+
+def assert_same(a: pd.DataFrame, b: pd.DataFrame):
+    pd.testing.assert_frame_equal(a, b)  # dtypes, categories and their order included
+    for c in a.columns:
+        if isinstance(a[c].dtype, pd.CategoricalDtype):
+            assert list(a[c].cat.categories) == list(b[c].cat.categories)
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 3, 64, 4096])
+@pytest.mark.parametrize("n", [0, 1, 5, 300])
+def test_frame_identical_to_the_per_cell_recorder(chunk_rows, n):
+    new, old = Table(SCHEMA, chunk_rows=chunk_rows), CellTable(SCHEMA)
+    for row in random_rows(n, seed=n):
+        new.append(*row)
+        old.append(*row)
+    assert len(new) == n
+    assert_same(new.frame(), old.frame())
+    new.flush()
+    assert_same(new.frame(), old.frame())
+    assert len(new) == n
+
+
+def test_numpy_scalars_bools_and_other_objects_as_before():
+    class Weird:  # not a str: kept as the category, as the per-cell recorder did
+        def __str__(self):
+            return "weird"
+
+    t = Table({"i": "i", "f": "f", "b": "b", "s": "s"}, chunk_rows=2)
+    t.append(np.int64(3), np.float32(0.5), 1, Weird())
+    t.append(True, 2, False, "x")
+    t.append(4, None, True, None)
+    f = t.frame()
+    assert f["i"].tolist() == [3, 1, 4] and f["i"].dtype == np.int64
+    assert f["f"].tolist()[:2] == [0.5, 2.0] and np.isnan(f["f"].iloc[2])
+    assert f["b"].tolist() == [True, False, True]
+    assert f["s"].iloc[1] == "x" and f["s"].isna().tolist() == [False, False, True]
+    assert str(f["s"].iloc[0]) == "weird"
+
+
+def test_missing_int_raises():
+    t = Table({"i": "i"}, chunk_rows=1)
+    t.append(None)
+    with pytest.raises(TypeError):
+        t.frame()
+
+
+def test_set_works_on_the_row_just_appended_across_chunk_boundaries():
+    """The gateway sets an attempt's backoff on the row it has just appended, before any
+    other append: a full chunk is converted at the *next* append, so that row is always
+    still in memory, also in streamed mode."""
+    for streamed in (False, True):
+        written = []
+        t = Table({"a": "i", "backoff": "f", "s": "s"}, chunk_rows=3,
+                  sink=written.append if streamed else None)
+        ref = CellTable({"a": "i", "backoff": "f", "s": "s"})
+        for k in range(10):
+            for tab in (t, ref):
+                tab.append(k, 0.0, "x")
+                tab.set(len(tab) - 1, "backoff", k / 10)
+        if streamed:
+            t.flush()
+            got = pd.concat([recorder_mod.chunk_frame(c) for c in written], ignore_index=True)
+            assert got["backoff"].tolist() == ref.frame()["backoff"].tolist()
+            with pytest.raises(RuntimeError, match="already written"):
+                t.set(0, "backoff", 1.0)
+        else:
+            assert_same(t.frame(), ref.frame())
+            t.set(0, "backoff", 9.0)  # kept mode: converted numeric cells too
+            assert t.frame()["backoff"].iloc[0] == 9.0
+            with pytest.raises(TypeError):
+                t.set(0, "s", "y")
+        with pytest.raises(IndexError):
+            t.set(99, "backoff", 1.0)
+
+
+def test_an_interrupt_during_conversion_loses_no_row(monkeypatch):
+    """Ctrl-C inside a chunk conversion: the chunk is either converted or still pending,
+    never half of each (frame() keeps exactly the complete rows)."""
+    t = Table({"a": "i", "b": "s", "c": "f"}, chunk_rows=2)
     t.append(1, "x", 0.5)
     t.append(2, None, None)
-    t._cols["a"].append(3)  # what an interrupt between two column appends leaves behind
+
+    def interrupted(rows, schema):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Chunk, "from_rows", staticmethod(interrupted))
+    with pytest.raises(KeyboardInterrupt):
+        t.append(3, "y", 1.5)  # the first two rows are converted here
+    monkeypatch.undo()
     f = t.frame()
-    assert list(f["a"]) == [1, 2]
-    assert list(f["b"].astype(object)) == ["x", None] or f["b"].isna().tolist() == [False, True]
-    assert len(f) == len(t) == 2
+    assert len(f) == len(t) == 3
+    assert list(f["a"]) == [1, 2, 3]
+    assert f["b"].tolist()[::2] == ["x", "y"] and f["b"].isna().tolist() == [False, True, False]
+
+
+def test_sigint_during_a_flush_is_held_until_it_is_done():
+    """A real SIGINT that lands inside a flush is raised after it: the chunk is complete
+    and the row being appended is kept."""
+    t = Table({"a": "i"}, chunk_rows=2)
+    t.listen(lambda chunk: os.kill(os.getpid(), signal.SIGINT))
+    t.append(1)
+    t.append(2)
+    with pytest.raises(KeyboardInterrupt):
+        t.append(3)
+    assert list(t.frame()["a"]) == [1, 2, 3]
+    assert len(t._chunks) == 1 and len(t._rows) == 1
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_listeners_see_every_row_once():
+    seen = []
+    t = Table(SCHEMA, chunk_rows=7)
+    t.listen(lambda c: seen.append((c.n, c.numeric("i").copy(), c.codes("s"))))
+    rows = random_rows(50)
+    for r in rows:
+        t.append(*r)
+    t.flush()
+    assert sum(n for n, _, _ in seen) == 50
+    assert np.concatenate([i for _, i, _ in seen]).tolist() == [r[0] for r in rows]
+    decoded = [None if c < 0 else values[c] for _, _, (codes, values) in seen for c in codes]
+    assert decoded == [r[1] for r in rows]
+
+
+def test_parquet_sink_writes_what_frame_gives(tmp_path):
+    rows = random_rows(1000, seed=3)
+    kept = Table(SCHEMA, chunk_rows=64)
+    with ParquetSink(tmp_path) as sink:
+        writer = sink.table("things", SCHEMA)
+        streamed = Table(SCHEMA, chunk_rows=64, sink=writer)
+        for r in rows:
+            kept.append(*r)
+            streamed.append(*r)
+        streamed.flush()
+        writer.flush()
+    assert sink.rows["things"] == 1000
+    back = read_table(tmp_path / "things.parquet")
+    want = kept.frame()
+    for c in want.columns:
+        if isinstance(want[c].dtype, pd.CategoricalDtype):
+            assert isinstance(back[c].dtype, pd.CategoricalDtype)
+            want[c] = want[c].astype(object)
+            back[c] = back[c].astype(object)
+    pd.testing.assert_frame_equal(back, want)
+
+
+def test_parquet_sink_seed_column_and_empty_tables(tmp_path):
+    with ParquetSink(tmp_path, seed_column=True) as sink:
+        for seed in (5, 6):
+            w = sink.table("t", {"a": "i", "s": "s"}, seed)
+            t = Table({"a": "i", "s": "s"}, chunk_rows=2, sink=w)
+            for k in range(3):
+                t.append(k, None)
+            t.flush()
+            w.flush()
+        sink.table("empty", {"a": "f", "s": "s"}, 5)
+    back = read_table(tmp_path / "t.parquet")
+    assert back["seed"].tolist() == [5, 5, 5, 6, 6, 6]
+    assert read_table(tmp_path / "t.parquet", seed=6)["a"].tolist() == [0, 1, 2]
+    empty = read_table(tmp_path / "empty.parquet")
+    assert list(empty.columns) == ["seed", "a", "s"] and len(empty) == 0
