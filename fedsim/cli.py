@@ -139,8 +139,25 @@ def _auto_report(args, out: Path, rc: int, files=()) -> int:
 # --------------------------------------------------------------------------- run
 
 
+def _stream_wanted(args, scenario, runs: int, out: Path) -> bool:
+    """--stream / --no-stream, else streamed when the scenario is expected to make more than
+    STREAM_THRESHOLD requests over all its runs (said in a one-line note)."""
+    from .runner import STREAM_THRESHOLD, expected_requests
+
+    if args.stream is not None:
+        return args.stream
+    per_run = expected_requests(scenario)
+    if per_run is None or per_run * runs <= STREAM_THRESHOLD:
+        return False
+    _note(args, f"note: about {per_run * runs:,.0f} requests expected (over {STREAM_THRESHOLD:,}): "
+                f"streaming the tables to {out}/ and computing percentiles from sketches "
+                "(+-0.5% relative); --no-stream keeps everything in memory")
+    return True
+
+
 def _cmd_run(args) -> int:
-    from .runner import LineMonitor, LiveMonitor, Monitor, run_replications, summary_rows, write_run
+    from .runner import (REPORT_ROW_LIMIT, LineMonitor, LiveMonitor, Monitor, run_replications,
+                         summary_rows, write_run)
 
     if args.speed is not None and not (args.speed >= 0 and math.isfinite(args.speed)):
         raise UserError("--speed must be a number >= 0 (simulated seconds per wall second; "
@@ -164,8 +181,9 @@ def _cmd_run(args) -> int:
     else:
         monitor = Monitor()
     out = _out_dir(args, loaded.name)
+    stream = _stream_wanted(args, scenario, len(seeds), out)
     try:
-        outcome = run_replications(scenario, seeds, monitor)
+        outcome = run_replications(scenario, seeds, monitor, stream_to=out if stream else None)
     except Exception as err:  # a failure inside the simulation, not bad input
         print(f"fedsim run: the simulation failed: {type(err).__name__}: {err}", file=sys.stderr)
         return 1
@@ -187,8 +205,18 @@ def _cmd_run(args) -> int:
                  _ms(s.get("latency_p999")), _num(s.get("retries_per_request"))]
                 for label, s in summary_rows(doc)]
         print("\n".join(_table(headers, rows)))
+        if doc.get("streamed"):
+            err = doc["percentiles"]["relative_error"]
+            print(f"percentiles from streaming sketches: each within +-{err:.1%} relative "
+                  f"(p99 +-{err:.1%} relative); counts and rates exact")
         print(f"\nwrote {out}/ ({', '.join(doc['files'])})")
-    rc = _auto_report(args, out, 0, doc["files"])
+    if doc.get("streamed") and doc["rows"]["requests"] > REPORT_ROW_LIMIT \
+            and not getattr(args, "no_report", False):
+        _note(args, f"note: no report for this streamed run ({doc['rows']['requests']:,} requests; "
+                    f"the report loads every table into memory): `fedsim report {out}` builds it")
+        rc = 0
+    else:
+        rc = _auto_report(args, out, 0, doc["files"])
     if outcome.interrupted:
         print(f"interrupted: kept {len(outcome.results)} of {len(seeds)} replication(s) "
               f"(the last one partial) in {out}", file=sys.stderr)
@@ -525,6 +553,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--speed", type=float, metavar="X",
                    help="with --live: simulated seconds per wall second (default 10; 0: as fast "
                         "as possible)")
+    r.add_argument("--stream", action=argparse.BooleanOptionalAction, default=None,
+                   help="write the tables to parquet in chunks while the runs go on and compute "
+                        "percentiles from streaming sketches (+-0.5%% relative), for big runs in "
+                        "little memory; default: on when the scenario is expected to make more "
+                        "than 2,000,000 requests")
     r.set_defaults(func=_cmd_run)
 
     c = sub.add_parser("compare", help="paired comparison of strategies and/or fixes",

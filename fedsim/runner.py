@@ -190,7 +190,7 @@ class LineMonitor(Monitor):
         return self.line.world_callback(index, label)
 
     def finished(self, index, result):
-        self.line.finished_run(len(result.requests))
+        self.line.finished_run(result.request_count)
 
     def close(self):
         self.line.close()
@@ -241,14 +241,23 @@ class RunOutcome:
 
 
 def run_replications(scenario: Scenario, seeds: Iterable[int],
-                     monitor: Optional[Monitor] = None) -> RunOutcome:
+                     monitor: Optional[Monitor] = None,
+                     stream_to: Optional[Path] = None) -> RunOutcome:
     """Run ``scenario`` once per seed.  Ctrl-C stops cleanly: the outcome keeps every
-    finished replication plus the interrupted one (its Result has ``interrupted=True``)."""
+    finished replication plus the interrupted one (its Result has ``interrupted=True``).
+
+    ``stream_to=DIR``: every run streams its tables into ``DIR/<table>.parquet`` (with a
+    leading ``seed`` column when there are several seeds) and keeps counters and quantile
+    sketches instead (see :func:`fedsim.world.run`); :func:`write_run` then writes the rest."""
+    from .world.recorder import ParquetSink
+
     monitor = monitor or Monitor()
     outcome = RunOutcome(scenario, list(seeds))
+    sink = None if stream_to is None else ParquetSink(stream_to,
+                                                      seed_column=len(outcome.seeds) > 1)
     try:
         for i, seed in enumerate(outcome.seeds):
-            world = World(scenario, seed)
+            world = World(scenario, seed) if sink is None else World(scenario, seed, stream_to=sink)
             cb = monitor.callback(i, seed, world)
             result = world.run(progress=cb, step=monitor.step if cb is not None else None)
             outcome.results.append(result)
@@ -260,7 +269,38 @@ def run_replications(scenario: Scenario, seeds: Iterable[int],
         outcome.interrupted = True
     finally:
         monitor.close()
+        if sink is not None:
+            sink.close()
     return outcome
+
+
+# a scenario expected to make more requests than this (over all its seeds) is run streamed
+# by `fedsim run` unless --no-stream: its tables would take gigabytes in memory
+STREAM_THRESHOLD = 2_000_000
+# `fedsim run` builds the report (which loads every table) of a streamed run up to this size
+REPORT_ROW_LIMIT = 2_000_000
+
+
+def expected_requests(scenario: Scenario) -> Optional[float]:
+    """Requests the scenario is expected to make in one run: the open-loop workloads' mean
+    arrival rate over the duration times the duration, plus, for closed-loop clients, one
+    request per client per mean think time (an upper bound: service time is ignored; a
+    client with no think time counts one request per millisecond).  None if unknown."""
+    from .world.arrivals import make_arrival
+    from .world.distributions import make_distribution
+
+    total = 0.0
+    duration = float(scenario.duration)
+    try:
+        for w in scenario.workloads:
+            if w.arrival is not None:
+                total += make_arrival(w.arrival).mean_rate(0.0, duration) * duration
+            elif w.clients:
+                think = float(make_distribution(w.think_time).mean)
+                total += w.clients * duration / max(think, 1e-3)
+    except Exception:  # a kind without a mean rate: do not guess
+        return None
+    return total
 
 
 def combined(results: Sequence[Result], table: str) -> pd.DataFrame:
@@ -282,15 +322,28 @@ def combined(results: Sequence[Result], table: str) -> pd.DataFrame:
     return out
 
 
+def pooled_stats(results: Sequence[Result]):
+    """Streamed runs: the merged :class:`fedsim.world.RunStats` of every replication (the
+    sketches of all requests together); None unless every result is streamed."""
+    from .world.result import RunStats
+
+    if not results or any(r.stats is None for r in results):
+        return None
+    return RunStats.merged(r.stats for r in results)
+
+
 def pooled_summary(scenario: Scenario, results: Sequence[Result]) -> dict:
     """Summary over the requests of every replication together."""
     if not results:
         return {}
-    pooled = Result(scenario=scenario, seed=None, requests=combined(results, "requests"),
+    stats = pooled_stats(results)
+    pooled = Result(scenario=scenario, seed=None,
+                    requests=combined(results, "requests") if stats is None else pd.DataFrame(),
                     attempts=pd.DataFrame(), timeseries=pd.DataFrame(), events=pd.DataFrame(),
                     wall_seconds=sum(r.wall_seconds for r in results),
                     interrupted=any(r.interrupted for r in results),
-                    simulated_seconds=sum(r.simulated_seconds for r in results))
+                    simulated_seconds=sum(r.simulated_seconds for r in results),
+                    stats=stats)
     out = pooled.summary()
     out.pop("seed", None)
     out["replications"] = len(results)
@@ -314,10 +367,14 @@ def write_run(out: Path, outcome: RunOutcome, meta: dict, plots: bool = True) ->
     out.mkdir(parents=True, exist_ok=True)
     results = outcome.results
     scenario = outcome.scenario
+    streamed = bool(results) and all(r.stats is not None for r in results)
     rows = {}
     for table in TABLES:
+        if streamed:  # written while the runs went on (by run_replications' sink)
+            rows[table] = sum(r.stream.rows[table] for r in results)
+            continue
         frame = combined(results, table) if results else _empty(table)
-        frame.to_parquet(out / f"{table}.parquet", index=False)
+        write_frame(frame, out / f"{table}.parquet", table, seed_column="seed" in frame.columns)
         rows[table] = len(frame)
     strategy, fixes = strategy_and_fixes(scenario)
     doc = dict(meta)
@@ -336,15 +393,45 @@ def write_run(out: Path, outcome: RunOutcome, meta: dict, plots: bool = True) ->
         "gateway_stats": [{"seed": r.seed, **{g: _stats(s) for g, s in r.gateway_stats.items()}}
                           for r in results],
     })
+    if streamed:
+        stats = pooled_stats(results)
+        doc["streamed"] = True
+        doc["percentiles"] = {
+            "method": "sketch",
+            "relative_error": stats.alpha,
+            "note": f"tables streamed to parquet; latency percentiles from mergeable quantile "
+                    f"sketches (fedsim.sketch), each within +-{stats.alpha:.1%} (relative) of "
+                    f"the exact value; counts, rates, means and retries are exact"}
+        doc["aggregate"]["by"] = {name: stats.group_rows(name) for name in stats.by}
     write_json(out / "scenario.json", scenario.model_dump(mode="json"))
     files = [f"{t}.parquet" for t in TABLES] + ["scenario.json", "summary.json"]
     if plots and results:
-        files += write_run_plots(out, scenario, results)
+        files += (write_sketch_plots(out, scenario, results) if streamed
+                  else write_run_plots(out, scenario, results))
     files.append("summary.md")
     doc["files"] = files
     write_json(out / "summary.json", doc)
     write_summary_md(out / "summary.md", doc)
     return clean(doc)
+
+
+def write_frame(frame: pd.DataFrame, path: Path, table: str, seed_column: bool = False) -> Path:
+    """Write a table as parquet with the column types of streamed files (strings as
+    dictionary<int32, string>), so streamed and kept runs read back alike."""
+    import pyarrow.parquet as pq
+
+    from .world import simulation
+    from .world.recorder import arrow_schema
+
+    schema = arrow_schema(getattr(simulation, table.upper()), seed_column)
+    pq.write_table(pa_table(frame, schema), path)
+    return path
+
+
+def pa_table(frame: pd.DataFrame, schema):
+    import pyarrow as pa
+
+    return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
 
 
 def _empty(table: str) -> pd.DataFrame:
@@ -385,6 +472,56 @@ def write_run_plots(out: Path, scenario: Scenario, results: Sequence[Result]) ->
                               title=f"{scenario.name}: timeline (seed {first.seed})")
     plots.save(fig, out / "timeline", formats=("png",))
     return ["latency_percentiles.png", "timeline.png"]
+
+
+def write_sketch_plots(out: Path, scenario: Scenario, results: Sequence[Result]) -> list[str]:
+    """Streamed runs: latency_percentiles.png from the sketches (one line per seed when
+    several, and all seeds pooled); no timeline (its tables were not kept)."""
+    import numpy as np
+
+    from . import plots
+
+    stats = pooled_stats(results)
+    grid = plots.percentile_grid(99.99, 300)
+    fig = plots._figure()
+    ax = fig.add_subplot()
+    lines = [(f"seed {r.seed}", r.stats.total.latency) for r in results] if len(results) > 1 else []
+    lines.append(("all seeds" if len(results) > 1 else f"seed {results[0].seed}",
+                  stats.total.latency))
+    colors = plots._colors(len(lines))
+    drawn = False
+    for (label, sk), color in zip(lines, colors):
+        if not sk.count:
+            continue
+        top = 100.0 * (1.0 - 1.0 / sk.count) if sk.count > 1 else 0.0
+        ps = grid[grid <= top + 1e-12]
+        if not len(ps):
+            ps = grid[:1]
+        ys = np.array([sk.percentile(p) for p in ps]) * 1e3
+        x = 1.0 / (1.0 - ps / 100.0)
+        pooled_line = label in ("all seeds",) or len(lines) == 1
+        ax.plot(x, ys, color=color, linewidth=2.2 if pooled_line else 1.0,
+                alpha=1.0 if pooled_line else 0.6, label=label,
+                marker="o" if len(x) == 1 else None)
+        drawn = True
+    ax.set_xscale("log")
+    ticks = list(plots.PERCENTILE_TICKS)
+    ax.set_xticks([1.0 / (1.0 - p / 100.0) for p in ticks])
+    ax.set_xticklabels([plots._pct_text(p) for p in ticks])
+    ax.xaxis.set_minor_locator(plots._null_locator())
+    ax.set_xlim(1.0, 1.0 / (1.0 - 99.99 / 100.0))
+    ax.set_ylim(bottom=0)
+    ax.set_xlabel("percentile (log scale of 1/(1-p))")
+    ax.set_ylabel("latency (ms)")
+    ax.set_title(f"{scenario.name}: latency by percentile (after {scenario.warmup:g} s warm-up; "
+                 f"streaming sketch, +-{stats.alpha:.1%} relative)")
+    ax.grid(True, which="major", alpha=0.3)
+    if drawn:
+        plots._legend(ax, loc="upper left")
+    else:
+        plots._no_data(ax, "no successful requests")
+    plots.save(fig, out / "latency_percentiles", formats=("png",))
+    return ["latency_percentiles.png"]
 
 
 def fmt_ms(v: Optional[float]) -> str:
@@ -433,6 +570,12 @@ def write_summary_md(path: Path, doc: dict) -> Path:
                      f"{_num(s.get('retries_per_request'))} |")
     lines += ["", "Latency is end to end for successful requests that arrived after the warm-up.",
               ""]
+    if doc.get("streamed"):
+        err = (doc.get("percentiles") or {}).get("relative_error")
+        lines += [f"Streamed run: the tables were written to parquet while it ran; percentiles "
+                  f"come from streaming quantile sketches, each within +-{err:.1%} (relative) "
+                  f"of the exact value (p99 +-{err:.1%} relative); counts, rates, means and "
+                  f"retries are exact.  No timeline plot.", ""]
     for png, caption in (("latency_percentiles.png", "Latency by percentile"),
                          ("timeline.png", "Queue depth per node, faults shaded")):
         if png in doc.get("files", []):
