@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, AbstractSet, Hashable, Optional
 from .circuit import CLOSED
 from .duration import NS_PER_MS
 from .errors import NoCapacity
-from .policy import EPOCH, request_key_function
+from .policy import EPOCH, reads_only_standard_fields, request_key_function
 from .types import (
     DEFAULT_HEALTH_FOR_UNKNOWN_P50,
     Capability,
@@ -78,22 +78,21 @@ from .types import (
 if TYPE_CHECKING:  # pragma: no cover
     from .router import Router
 
-_HEALTH_SCORE = {
-    HealthState.HEALTHY: 1.0,
-    HealthState.DEGRADED: 0.5,
-    HealthState.UNKNOWN: 0.3,
-}
-_UNHEALTHY = HealthState.UNHEALTHY
+_HEALTHY = HealthState.HEALTHY
+_DEGRADED = HealthState.DEGRADED
 _UNKNOWN = HealthState.UNKNOWN
 
 _LOG_TRIM = 4096
 """Trim the change log when it grows past this many entries."""
+_MEMO_SIZE = 4096
+"""Clear a class's score memo when it holds this many entries."""
+_INELIGIBLE = object()
 
 
 class _Class:
     """Candidates of one capability for one request class."""
 
-    __slots__ = ("cands", "ranked", "present", "nan", "cursor")
+    __slots__ = ("cands", "ranked", "present", "nan", "cursor", "memo")
 
     def __init__(self, cursor: int) -> None:
         self.cands: list[Optional[RouteCandidate]] = []
@@ -107,6 +106,9 @@ class _Class:
         """Eligible candidates whose total is NaN (then this class takes the full path)."""
         self.cursor = cursor
         """How far into the change log this class is current."""
+        self.memo: Optional[dict] = None
+        """(region, health score, p50, throughput) -> score or _INELIGIBLE (built-in
+        policies only)."""
 
 
 class _Cap:
@@ -173,7 +175,9 @@ class CandidateIndex:
         self.log.clear()
         self.catalog_version = self.catalog.version
         self.policy_epoch = EPOCH[0]
+        self._peek = self.health.peek
         self.key_fn = request_key_function(self.policy)
+        self.memoise = reads_only_standard_fields(self.policy)
         self.usable = (self.key_fn is not None
                        and not self.fixes.real_health_metrics
                        and not getattr(self.health.fixes, "real_health_metrics", False))
@@ -205,53 +209,79 @@ class CandidateIndex:
 
     # ------------------------------------------------------------------ candidates
     def _candidate(self, node: NodeId, region: str, endpoint: str, request: InferenceRequest,
-                   origin: Optional[str]) -> Optional[RouteCandidate]:
+                   origin: Optional[str], memo: Optional[dict]) -> Optional[RouteCandidate]:
         """Build and rank one candidate as ``Router.build_candidates`` and
-        ``Router.rank_candidates`` do; None when the node is Unhealthy."""
-        h = self.health.peek(node)
+        ``Router.rank_candidates`` do (same values, same policy calls); None when the node
+        is Unhealthy.  (``x if x < 1.0 else 1.0`` is ``min(x, 1.0)`` for these non-NaN
+        values, and the if-chain is the health score table without hashing an Enum.)
+
+        ``memo`` (built-in policies only, see :func:`.policy.reads_only_standard_fields`)
+        maps what those policies read of a candidate, (region, health score, p50,
+        throughput), to the (eligible, score) the policy gave an earlier candidate of this
+        class with the same values: the same result, without the calls."""
+        h = self._peek(node)
         if h is None:
-            status, p50, throughput = _UNKNOWN, DEFAULT_HEALTH_FOR_UNKNOWN_P50, 0
+            status, p50, throughput, health_score = _UNKNOWN, DEFAULT_HEALTH_FOR_UNKNOWN_P50, 0, 0.3
         else:
             status = h.status
-            if status is _UNHEALTHY:
-                return None
+            if status is _HEALTHY:
+                health_score = 1.0
+            elif status is _DEGRADED:
+                health_score = 0.5
+            elif status is _UNKNOWN:
+                health_score = 0.3
+            else:
+                return None  # Unhealthy
             p50, throughput = h.latency_p50, h.throughput
-        if origin is None:
-            locality = 0.5
-        else:
-            locality = 1.0 if region == origin else 0.0
-        c = RouteCandidate(
-            RouteTarget(node, region, endpoint, p50, 0.0),
-            RouteScores(
-                1.0 - min((p50 // NS_PER_MS) / 5000.0, 1.0),
-                min(throughput / 1000.0, 1.0),
-                0.5,
-                locality,
-                _HEALTH_SCORE[status],
-                0.0,
-            ),
-            True,
-            None,
-            status,
+        x = (p50 // NS_PER_MS) / 5000.0
+        y = throughput / 1000.0
+        target = RouteTarget(node, region, endpoint, p50, 0.0)
+        scores = RouteScores(
+            1.0 - (x if x < 1.0 else 1.0),
+            y if y < 1.0 else 1.0,
+            0.5,
+            0.5 if origin is None else 1.0 if region == origin else 0.0,
+            health_score,
+            0.0,
         )
+        c = RouteCandidate(target, scores, True, None, status)
+        if memo is not None:
+            mk = (region, health_score, p50, throughput)
+            s = memo.get(mk)
+            if s is not None:
+                if s is _INELIGIBLE:
+                    c.eligible = False
+                    c.rejection_reason = "Policy rejected"
+                else:
+                    target.score = s
+                    scores.total = s
+                return c
+            if len(memo) >= _MEMO_SIZE:
+                memo.clear()
         policy = self.policy
-        if not policy.is_eligible(c, request):
+        if policy.is_eligible(c, request):
+            s = policy.score(c, request)
+            target.score = s
+            scores.total = s
+        else:
             c.eligible = False
             c.rejection_reason = "Policy rejected"
-        else:
-            s = policy.score(c, request)
-            c.target.score = s
-            c.scores.total = s
+            s = _INELIGIBLE
+        if memo is not None:
+            memo[mk] = s
         return c
 
     def _materialise(self, cap: _Cap, key: Hashable, request: InferenceRequest,
                      origin: Optional[str]) -> _Class:
         cls = _Class(len(self.log))
+        if self.memoise:
+            cls.memo = {}
+        memo = cls.memo
         make = self._candidate
         cands = cls.cands
         ranked = cls.ranked
         for pos, (node, region, endpoint) in enumerate(cap.deps):
-            c = make(node, region, endpoint, request, origin)
+            c = make(node, region, endpoint, request, origin, memo)
             cands.append(c)
             if c is None:
                 continue
@@ -269,54 +299,52 @@ class CandidateIndex:
 
     def _catch_up(self, cap: _Cap, cls: _Class, request: InferenceRequest,
                   origin: Optional[str]) -> None:
-        """Rescore the nodes logged since this class was last current."""
+        """Rescore the nodes logged since this class was last current: each of their
+        deployments gets a new candidate, moved to its new place in the ranking."""
         log = self.log
         start = cls.cursor
-        cls.cursor = len(log)
+        end = cls.cursor = len(log)
         node_pos = cap.node_pos
+        if end - start == 1:
+            positions = node_pos.get(log[start], ())
+        else:
+            positions = [p for node in dict.fromkeys(log[start:end]) for p in node_pos.get(node, ())]
         deps = cap.deps
         cands = cls.cands
         ranked = cls.ranked
         make = self._candidate
-        changed = log[start:] if len(log) - start == 1 else dict.fromkeys(log[start:])
-        for node in changed:
-            positions = node_pos.get(node)
-            if positions is None:
-                continue
-            for pos in positions:
-                old = cands[pos]
-                _, region, endpoint = deps[pos]
-                new = make(deps[pos][0], region, endpoint, request, origin)
-                cands[pos] = new
-                i = -1
-                if old is not None:
-                    cls.present -= 1
-                    if old.eligible:
-                        t = old.scores.total
-                        if t != t:
-                            cls.nan -= 1
-                        else:
-                            i = bisect_left(ranked, (-t, pos))
-                if new is None:
-                    if i >= 0:
-                        del ranked[i]
-                    continue
+        memo = cls.memo
+        for pos in positions:
+            old = cands[pos]
+            node, region, endpoint = deps[pos]
+            new = cands[pos] = make(node, region, endpoint, request, origin, memo)
+            i = -1  # the old candidate's index in ranked, if it is there
+            if old is not None:
+                cls.present -= 1
+                if old.eligible:
+                    t = old.scores.total
+                    if t != t:
+                        cls.nan -= 1
+                    else:
+                        i = bisect_left(ranked, (-t, pos))
+            if new is not None:
                 cls.present += 1
-                if not new.eligible:
-                    if i >= 0:
-                        del ranked[i]
-                    continue
-                t = new.scores.total
-                if t != t:
-                    cls.nan += 1
-                    if i >= 0:
-                        del ranked[i]
-                elif i >= 0 and ranked[i][0] == -t:
-                    ranked[i] = (-t, pos, new)  # same place: no shifting
-                else:
-                    if i >= 0:
-                        del ranked[i]
-                    insort(ranked, (-t, pos, new))
+                if new.eligible:
+                    t = new.scores.total
+                    if t != t:
+                        cls.nan += 1
+                    else:
+                        key = (-t, pos)
+                        if i >= 0 and (i == 0 or ranked[i - 1] < key) and (
+                                i + 1 == len(ranked) or key < ranked[i + 1]):
+                            ranked[i] = (-t, pos, new)  # still in order here: no shifting
+                            continue
+                        if i >= 0:
+                            del ranked[i]
+                        insort(ranked, (-t, pos, new))
+                        continue
+            if i >= 0:
+                del ranked[i]
 
     def _trim_log(self) -> None:
         """Drop the log prefix every class has consumed; classes lagging by more entries

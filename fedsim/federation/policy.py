@@ -106,6 +106,18 @@ def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest]
     return key
 
 
+def reads_only_standard_fields(policy: object) -> bool:
+    """True for the built-in policies and composites made only of them (exact types).
+
+    They read of a candidate only its region, estimated latency, health score and state,
+    throughput, latency and locality scores, which the router derives from the node's
+    region, status, p50 and throughput (and the request's origin); never the node id or
+    the endpoint.  The candidate index memoises their results on those values."""
+    if type(policy) is CompositePolicy:
+        return all(reads_only_standard_fields(p) for p in policy.policies)
+    return type(policy) in (LatencyPolicy, LocalityPolicy, PrivacyPolicy, CostPolicy, HealthPolicy)
+
+
 class _Tracked:
     """Base of the built-in policies: any attribute assignment bumps :data:`EPOCH`."""
 
