@@ -332,7 +332,10 @@ _fedsim_probe.__qualname__ = "_fedsim_probe"
 def _quiet_distributed(level: int = logging.CRITICAL):
     """distributed logs connection chatter (and tracebacks on shutdown) at WARNING/ERROR;
     fedsim reports what matters itself."""
-    loggers = [logging.getLogger(n) for n in ("distributed", "tornado", "asyncio")]
+    names = {"distributed", "tornado", "asyncio"}
+    names.update(n for n in logging.root.manager.loggerDict  # dask's config sets some levels
+                 if n.startswith(("distributed.", "tornado.")))
+    loggers = [logging.getLogger(n) for n in sorted(names)]
     old = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(level)
@@ -377,6 +380,7 @@ class DaskExecutor(SweepExecutor):
         self._futures: list = []
         self._quiet = None
         self._cancelled = False
+        self._lost = ""  # why the futures still pending were lost, if they were
 
     # -- connecting
     def open(self, ntasks: int) -> None:
@@ -489,6 +493,11 @@ class DaskExecutor(SweepExecutor):
             except TimeoutError:
                 yield None
                 continue
+            except Exception as err:  # FuturesCancelledError: the scheduler went away, ...
+                text = str(err).strip()
+                self._lost = ("lost the connection to the scheduler" if "connection" in text
+                              else text.splitlines()[0] if text else type(err).__name__)
+                done, pending = set(pending), set()
             for fut in sorted(done, key=lambda f: index[f.key]):
                 yield index[fut.key], self._outcome(fut)
                 fut.release()
@@ -500,9 +509,9 @@ class DaskExecutor(SweepExecutor):
                 return fut.result()
             except Exception as err:  # result could not be fetched / deserialized
                 return self.failure(err)
-        if fut.status == "cancelled":
-            return {"ok": False, "error": "cancelled by the Dask scheduler (lost connection, or "
-                                          "the cluster shut down)"}
+        if fut.status != "error" and (fut.status == "cancelled" or self._lost):
+            why = f": {self._lost}" if self._lost else " (lost connection, or the cluster shut down)"
+            return {"ok": False, "error": f"cancelled by Dask{why}"}
         try:
             err = fut.exception()
         except Exception as e:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
+import re
 import signal
 import socket
 import subprocess
@@ -363,9 +364,9 @@ def test_a_task_that_raises_becomes_an_error_row(work, cluster, executor):
     assert (frame["error"] == "IndexError: tuple index out of range").all()
 
 
-def test_worker_without_fedsim_is_refused_up_front(work):
-    """A scheduler and one worker process that cannot import fedsim: the sweep stops before
-    submitting anything, saying which worker and what to install."""
+def _start_cluster_processes(worker_code: str = ""):
+    """`dask scheduler` and one `dask worker` (no nanny, one thread) as subprocesses; returns
+    (address, processes).  ``worker_code`` runs in the worker before it starts."""
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
@@ -373,27 +374,67 @@ def test_worker_without_fedsim_is_refused_up_front(work):
         [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
          "--port", str(port), "--dashboard-address", "127.0.0.1:0"], **quiet)
     worker = subprocess.Popen(
-        [sys.executable, "-c", "import sys; sys.modules['fedsim'] = None; "
-         "from distributed.cli.dask_worker import main; "
+        [sys.executable, "-c", f"{worker_code}; from distributed.cli.dask_worker import main; "
          "main(['--no-nanny', '--nthreads', '1', '--dashboard-address', '127.0.0.1:0', "
          f"{address!r}])"], **quiet)
+    return address, [worker, scheduler]
+
+
+def _stop(processes) -> None:
+    for p in processes:
+        if p.poll() is None:
+            p.terminate()
+    for p in processes:
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def test_worker_without_fedsim_is_refused_up_front(work):
+    """A worker process that cannot import fedsim: the sweep stops before submitting
+    anything, saying which worker and what to install."""
+    address, processes = _start_cluster_processes("import sys; sys.modules['fedsim'] = None")
     try:
         # the command itself waits for the scheduler and the worker to come up
         proc = fedsim("sweep", "sweep.yaml", "--scheduler", address, "--connect-timeout", "60",
                       "--out", str(work / "nofedsim"), cwd=work)
     finally:
-        for p in (worker, scheduler):
-            p.terminate()
-        for p in (worker, scheduler):
-            try:
-                p.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        _stop(processes)
     assert proc.returncode == 2
     assert "1 Dask worker(s) cannot import fedsim (e.g. tcp://127.0.0.1:" in proc.stderr
     assert "install fedsim" in proc.stderr
     assert not (work / "nofedsim").exists()
+
+
+def test_scheduler_lost_midway_fails_the_runs_left(work):
+    """The scheduler dies during the sweep: every run not finished is reported as failed with
+    its point and seed, what finished is written, exit 1, no traceback."""
+    address, processes = _start_cluster_processes("pass")
+    out = work / "lost"
+    try:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "fedsim.cli", "sweep", "sweep.yaml", "--scheduler", address,
+             "--connect-timeout", "60", "--set", "duration=1h", "--out", str(out),
+             "--no-report"], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        deadline = time.monotonic() + 90
+        while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        time.sleep(1.0)  # 6 runs of several seconds each on one worker: most still to do
+        processes[1].kill()  # the scheduler
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        _stop(processes)
+    assert proc.returncode == 1, stderr
+    assert "Traceback" not in stderr
+    assert re.search(r"point router\.strategy=random, workloads\[0\]\.arrival\.rate=20 "
+                     r"\(seed 12\) failed: cancelled by Dask: lost the connection to the "
+                     r"scheduler", stderr), stderr
+    doc = json.loads((out / "summary.json").read_text())
+    assert doc["finished"] == 6 and len(doc["failed"]) >= 1
+    assert len(pd.read_parquet(out / "sweep.parquet")) == 6
 
 
 # --------------------------------------------------------------------------- Ctrl-C
