@@ -578,7 +578,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--executor", metavar="NAME",
                    help="where the runs go: local (worker processes on this machine; the "
                         "default), inline (this process, one run after the other) or dask (a "
-                        "Dask cluster; default when --scheduler is given)")
+                        "Dask cluster; default when --scheduler is given), or one a package "
+                        "registers (entry-point group fedsim.executors)")
     s.add_argument("--workers", type=int, metavar="N",
                    help=f"local: worker processes (default: the number of cores, "
                         f"{os.cpu_count()}); dask: with --scheduler, wait for N workers "

@@ -888,8 +888,10 @@ def _cell(v: Any) -> Any:
 
 
 def sweep_frame(points, outcome: SweepOutcome) -> pd.DataFrame:
-    """One row per finished (point, seed), in task order: ``point``, the point's parameters
-    (one column per key path), ``seed``, the summary metrics and ``error`` (empty when ok)."""
+    """One row per finished (point, seed), in task order (points as the sweep lists them,
+    then seeds), whatever executor ran them and in whatever order they finished: ``point``,
+    the point's parameters (one column per key path), ``seed``, the summary metrics and
+    ``error`` (empty when ok)."""
     params_by_name = {p.name: p.params for p in points}
     keys: list[str] = []
     for p in points:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import operator
+import os
 import re
 import signal
 import socket
@@ -265,6 +266,45 @@ def test_completion_order_does_not_matter_and_executors_plug_in(work):
                                       sweep_frame(loaded.points, inline))
     finally:
         EXECUTORS.pop("reversed-test", None)
+
+
+PLUGIN = """\
+from fedsim.executors import InlineExecutor
+
+
+class BackwardsExecutor(InlineExecutor):
+    \"\"\"Runs the tasks last first (a plugin's executor).\"\"\"
+
+    name = "backwards"
+
+    def run(self, tasks, fn):
+        for i in reversed(range(len(tasks))):
+            yield i, self.call(fn, tasks[i])
+
+    def describe(self):
+        return "backwards in this process"
+"""
+
+
+def test_an_installed_package_adds_an_executor(work, inline_run, tmp_path):
+    """An entry point in the fedsim.executors group makes `--executor NAME` work without
+    any import in fedsim."""
+    site = tmp_path / "site"
+    dist = site / "fedsim_backwards-0.1.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: fedsim-backwards\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[fedsim.executors]\nbackwards = fedsim_backwards:BackwardsExecutor\n")
+    (site / "fedsim_backwards.py").write_text(PLUGIN)
+    out = work / "backwards"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
+    proc = subprocess.run([sys.executable, "-m", "fedsim.cli", "sweep", "sweep.yaml",
+                           "--executor", "backwards", "--out", str(out), "--no-report"],
+                          cwd=work, capture_output=True, text=True, timeout=180, env=env)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    _assert_same_as_inline(inline_run, proc, out)
+    assert "backwards in this process" in proc.stdout.splitlines()[0]
 
 
 # --------------------------------------------------------------------------- failures
