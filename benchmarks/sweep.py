@@ -58,7 +58,7 @@ def sweep_points(n: int, duration: float) -> list[SweepPoint]:
     return out
 
 
-def _time_sweep(pts, executor: str, workers: int) -> tuple[float, "object"]:
+def _time_sweep(pts, executor: str, workers: int) -> tuple[float, float, "object"]:
     tasks = sweep_tasks(pts, [1])
     started = time.perf_counter()
     outcome = run_sweep(tasks, workers=workers, executor=executor)
@@ -68,7 +68,8 @@ def _time_sweep(pts, executor: str, workers: int) -> tuple[float, "object"]:
     bad = [r["error"] for r in outcome.outputs.values() if not r.get("ok")]
     if bad:
         raise RuntimeError(f"a benchmark run failed: {bad[0]}")
-    return wall, sweep_frame(pts, outcome)
+    cpu = sum(r.get("cpu_s", 0.0) for r in outcome.outputs.values())
+    return wall, cpu, sweep_frame(pts, outcome)
 
 
 def run(points: int = 8, workers: Sequence[int] = (1, 2), duration: float = 240.0,
@@ -78,6 +79,9 @@ def run(points: int = 8, workers: Sequence[int] = (1, 2), duration: float = 240.
 
     ``executor``, ``workers``, ``runs``, ``wall_s`` (whole sweep, start-up included),
     ``runs_per_s``, ``speedup`` (1-worker wall / wall), ``efficiency`` (speedup / workers),
+    ``cpu_s`` (CPU seconds of the runs themselves, summed), ``busy`` (cpu_s / (wall_s x
+    workers): the share of the workers' wall time spent simulating; well below 1 when other
+    processes take the cores, or when start-up dominates),
     ``identical`` (same combined table as the first row), ``cpus`` and ``loadavg_1m`` (the
     machine's 1-minute load average just before the sweep: other work skews the numbers),
     ``when`` (UTC).  Without 1 in ``workers`` a 1-worker row is added first (the baseline)."""
@@ -90,14 +94,15 @@ def run(points: int = 8, workers: Sequence[int] = (1, 2), duration: float = 240.
     rows, first, base = [], None, None
     for executor, w in plan:
         load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        wall, frame = _time_sweep(pts, executor, w)
+        wall, cpu, frame = _time_sweep(pts, executor, w)
         if first is None:
             first = frame
         if base is None and executor == "local" and w == 1:
             base = wall
         rows.append({
             "executor": executor, "workers": w, "runs": len(frame), "wall_s": wall,
-            "runs_per_s": len(frame) / wall, "identical": bool(frame.equals(first)),
+            "runs_per_s": len(frame) / wall, "cpu_s": cpu, "busy": cpu / (wall * w),
+            "identical": bool(frame.equals(first)),
             "cpus": os.cpu_count(), "loadavg_1m": load,
             "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         })
@@ -119,11 +124,13 @@ def main(argv=None) -> int:
     print(f"sweep of {args.points} runs ({args.duration:g} simulated s each, {NODES} nodes), "
           f"{os.cpu_count()} cpus")
     print(f"{'executor':<8} {'workers':>7} {'wall s':>8} {'runs/s':>7} {'speed-up':>9} "
-          f"{'efficiency':>10} {'load':>5} {'same':>5}")
+          f"{'efficiency':>10} {'cpu s':>7} {'busy':>5} {'load':>5} {'same':>5}")
     for r in rows:
         print(f"{r['executor']:<8} {r['workers']:>7} {r['wall_s']:>8.2f} {r['runs_per_s']:>7.2f} "
-              f"{r['speedup']:>8.2f}x {r['efficiency']:>10.2f} {r['loadavg_1m']:>5.2f} "
-              f"{'yes' if r['identical'] else 'NO':>5}")
+              f"{r['speedup']:>8.2f}x {r['efficiency']:>10.2f} {r['cpu_s']:>7.2f} "
+              f"{r['busy']:>5.2f} {r['loadavg_1m']:>5.2f} {'yes' if r['identical'] else 'NO':>5}")
+    print("busy: CPU time of the runs / (wall time x workers); load: 1-minute load average "
+          "before the sweep")
     return 0 if all(r["identical"] for r in rows) else 1
 
 

@@ -767,9 +767,11 @@ class SweepTask(NamedTuple):
 
 def sweep_task(task: SweepTask) -> dict:
     """Run one task; a small dict back: ``{"ok": True, "summary": {metric: value}}`` or
-    ``{"ok": False, "error": "...", "traceback": "..."}``.  Never raises for a failing
-    point; Ctrl-C during the run (in this process) raises KeyboardInterrupt."""
+    ``{"ok": False, "error": "...", "traceback": "..."}``, with the run's ``wall_s`` and
+    ``cpu_s`` (not part of the results: they vary).  Never raises for a failing point;
+    Ctrl-C during the run (in this process) raises KeyboardInterrupt."""
     name, dump, seed = task
+    wall, cpu = time.perf_counter(), time.thread_time()
     try:
         scenario = Scenario.model_validate_json(dump)
         result = World(scenario, seed).run()
@@ -777,11 +779,13 @@ def sweep_task(task: SweepTask) -> dict:
         raise
     except Exception as err:  # a failure inside one point must not lose the others
         return {"ok": False, "error": f"{type(err).__name__}: {err}",
-                "traceback": traceback.format_exc()}
+                "traceback": traceback.format_exc(),
+                "wall_s": time.perf_counter() - wall, "cpu_s": time.thread_time() - cpu}
     if result.interrupted:  # World.run stops cleanly on Ctrl-C; a partial run is no result
         raise KeyboardInterrupt
     summary = result.summary()
-    return {"ok": True, "summary": {m: summary[m] for m in METRICS}}
+    return {"ok": True, "summary": {m: summary[m] for m in METRICS},
+            "wall_s": time.perf_counter() - wall, "cpu_s": time.thread_time() - cpu}
 
 
 def _run_inline(task) -> Optional[dict]:

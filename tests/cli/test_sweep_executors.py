@@ -236,7 +236,7 @@ def test_tasks_are_self_contained(work):
     with_file = sweep_task(SweepTask(tasks[0].point,
                                      loaded.points[0].scenario.model_dump_json(), 11))
     assert with_file["ok"]
-    assert sweep_task(tasks[0]) == with_file
+    assert sweep_task(tasks[0])["summary"] == with_file["summary"]
     assert portable_scenario(loaded.points[0].scenario) == data
 
 
