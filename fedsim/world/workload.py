@@ -92,26 +92,30 @@ class Workload:
                 env.process(self._client(c))
 
     def _open_loop(self):
-        """Process: make each request at its arrival time and start it as a :class:`Task`.
-
-        Requests arriving in the same instant are started after the next arrival's timeout
-        is scheduled, which is where ``env.process`` would have put their start."""
-        env, world = self.world.env, self.world
-        end = world.scenario.duration
+        """Process that only starts the arrivals at the right moment (where a process
+        started now would run); from then on each arrival is a timeout callback,
+        :meth:`_arrive`, which costs less than resuming a generator."""
+        world = self.world
         rng = world.streams.rng("arrivals", self.name)
-        gateways = world.gateways
-        make = self.make_request
-        due: list = []
-        for t in self.arrival.times(rng, 0.0, end):
+        self._times = iter(self.arrival.times(rng, 0.0, world.scenario.duration))
+        self._arrive(None)
+        return
+        yield  # a generator, for env.process
+
+    def _arrive(self, wake) -> None:
+        """At an arrival instant (``wake`` is its timeout; None at the start): make the
+        request(s) due now, schedule the next arrival, then start the due requests as
+        :class:`Task` s (after the next arrival's timeout, where ``env.process`` would have
+        put their start)."""
+        env = self.world.env
+        due = [] if wake is None else [self.make_request()]
+        for t in self._times:
             delay = int(round(t * 1e9)) - env._now
             if delay > 0:
-                wake = env.timeout(delay)
-                if due:
-                    for req in due:
-                        Task(env, gateways[req.gateway].handle(req))
-                    due.clear()
-                yield wake
-            due.append(make())
+                env.timeout(delay).callbacks.append(self._arrive)
+                break
+            due.append(self.make_request())
+        gateways = self.world.gateways
         for req in due:
             Task(env, gateways[req.gateway].handle(req))
 
