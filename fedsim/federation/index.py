@@ -18,26 +18,43 @@ How it stays exact
   order, then deployment order).  That order is what the full path's stable sort by total,
   descending, produces.  Nodes that are Unhealthy have no candidate; ``present`` counts the
   others, so NoCapacity (no candidate at all) vs AllNodesUnhealthy (empty pool) is decided
-  as before.
+  as before.  For N in the thousands a plain list with bisect insertion/removal (a C
+  memmove) costs well under a microsecond; a rescored candidate that keeps its place is
+  swapped in without shifting anything.
 * **Health changes** reach the index through :attr:`HealthChecker.listeners`: a change of a
   node's registration, status, p50 or throughput appends the node to a change log.  Each
   class remembers how far into the log it is current and rescores the (distinct) logged
   nodes when it is next used, replacing their candidates with new objects (candidates
-  already handed out are never mutated).  Classes catch up lazily rather than all at once
-  on every change, so a class that is not used costs nothing; a class that lags too far is
-  dropped and rebuilt on its next use.
+  already handed out are never mutated).  Deviation from "rescore every class on the next
+  route": classes catch up lazily, so a class that is not used costs nothing and a node
+  that changed several times is rescored once; a class lagging by more log entries than
+  it has deployments is dropped when the log is trimmed and rebuilt on its next use.
+* **Score memo** (built-in policies only, :func:`.policy.reads_only_standard_fields`): they
+  read nothing of a candidate but what the router derives from (region, status, p50,
+  throughput), so each class remembers the (eligibility, score) its policy gave for those
+  values and reuses it: the value the same call returned, without the calls.
 * **Catalog changes** (``ModelCatalog.version``) and policy changes (a different policy
-  object, :data:`.policy.EPOCH`) drop everything; it is rebuilt lazily.
-* **Breakers.**  ``is_open`` of a Closed circuit is False without side effects, so only
-  nodes whose circuit is not Closed (tracked through :attr:`CircuitBreaker.listeners`) are
-  asked, on every route, once per deployment in position order, exactly as the full path
-  asks them.  So Open -> HalfOpen, an expired single-probe permit and ``eager_half_open``
-  happen at the same moments and are recorded in the same order.  Deployments whose
-  ``is_open`` is True are skipped while the pool is taken.
+  object, :data:`.policy.EPOCH`) drop everything; it is rebuilt lazily.  Replacing the
+  router's catalog, health checker, breaker, policy or fixes drops the index.
+* **Breakers.**  ``is_open`` of a Closed circuit is False without side effects, and so is
+  that of a HalfOpen circuit unless ``half_open_single_probe`` is on.  The other circuits
+  (Open, or HalfOpen under single-probe; tracked through :attr:`CircuitBreaker.listeners`)
+  are asked on every route, once per deployment in position order, exactly as the full
+  path asks them, so Open -> HalfOpen, an expired single-probe permit and
+  ``eager_half_open`` happen at the same moments and are recorded in the same order.
+  One shortcut: while the clock is before the earliest ``last_failure + reset_timeout``
+  (``opened_at`` under ``eager_half_open``) of the Open circuits, and all asked circuits
+  are Open, every answer is True with no side effect, so they are not asked (a failure
+  recorded while Open only moves that time later, so the bound stays safe).  Deployments
+  whose circuit is open are skipped while the pool is taken.
 * **The pool** is the first ``max_candidates`` entries of the sorted list with
   ``total >= min_score`` (a prefix, since the list is sorted), minus open deployments and,
   with ``exclude``, minus excluded nodes unless nothing else is left, as ``Router.pool``
-  does.  The strategy receives the same candidates in the same order as on the full path.
+  does.  The strategy receives the same candidates in the same order as on the full path;
+  ``Router.route`` returns a copy of the chosen target.
+* **Bounds.**  At most ``_MAX_CLASSES`` classes per capability (least recently used
+  dropped beyond), score memos cleared at ``_MEMO_SIZE`` entries, the change log trimmed
+  past ``_LOG_TRIM`` entries.
 
 Fallbacks to the full path (decided before any side effect, so the full path then behaves
 exactly as it always did):
@@ -50,23 +67,26 @@ exactly as it always did):
 * ``RouterConfig.incremental`` is False.
 
 Known limits (documented contracts, not checked): policies must be pure functions of
-candidate, request key and settings (see :mod:`.policy`); catalog entries, deployments and
-health records must be changed only through their owners' methods.  A policy that raises
-would raise here before the breaker side effects rather than after them.
+candidate, request key and settings (see :mod:`.policy`); strategies must not mutate the
+pool's candidates (they are shared with later requests); catalog entries, deployments,
+health and breaker records must be changed only through their owners' methods.  A policy that raises raises
+here before the breaker side effects rather than after them (the index stays consistent).
 """
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, insort
 from typing import TYPE_CHECKING, AbstractSet, Hashable, Optional
 
-from .circuit import CLOSED
+from .circuit import HALF_OPEN, OPEN
 from .duration import NS_PER_MS
 from .errors import NoCapacity
 from .policy import EPOCH, reads_only_standard_fields, request_key_function
 from .types import (
     DEFAULT_HEALTH_FOR_UNKNOWN_P50,
     Capability,
+    CircuitState,
     HealthState,
     InferenceRequest,
     NodeId,
@@ -84,6 +104,8 @@ _UNKNOWN = HealthState.UNKNOWN
 
 _LOG_TRIM = 4096
 """Trim the change log when it grows past this many entries."""
+_MAX_CLASSES = 256
+"""Most request classes kept per capability; beyond, the least recently used are dropped."""
 _MEMO_SIZE = 4096
 """Clear a class's score memo when it holds this many entries."""
 _INELIGIBLE = object()
@@ -92,7 +114,7 @@ _INELIGIBLE = object()
 class _Class:
     """Candidates of one capability for one request class."""
 
-    __slots__ = ("cands", "ranked", "present", "nan", "cursor", "memo")
+    __slots__ = ("cands", "ranked", "present", "nan", "cursor", "memo", "used")
 
     def __init__(self, cursor: int) -> None:
         self.cands: list[Optional[RouteCandidate]] = []
@@ -106,6 +128,8 @@ class _Class:
         """Eligible candidates whose total is NaN (then this class takes the full path)."""
         self.cursor = cursor
         """How far into the change log this class is current."""
+        self.used = 0
+        """``CandidateIndex.hits`` when last used (for eviction)."""
         self.memo: Optional[dict] = None
         """(region, health score, p50, throughput) -> score or _INELIGIBLE (built-in
         policies only)."""
@@ -114,7 +138,8 @@ class _Class:
 class _Cap:
     """Deployments of one capability in the full path's order, and its classes."""
 
-    __slots__ = ("deps", "node_pos", "classes", "nc_version", "nc_positions")
+    __slots__ = ("deps", "node_pos", "classes", "nc_version", "nc_positions", "nc_open",
+                 "nc_all_open")
 
     def __init__(self, deps: list[tuple[NodeId, str, str]]) -> None:
         self.deps = deps
@@ -124,7 +149,11 @@ class _Cap:
         self.classes: dict[Hashable, _Class] = {}
         self.nc_version = -1
         self.nc_positions: list[tuple[int, NodeId]] = []
-        """(position, node) of deployments whose circuit is not Closed, in order."""
+        """(position, node) of deployments whose circuit must be asked, in order."""
+        self.nc_open: frozenset[int] = frozenset()
+        """Positions among those whose circuit is Open."""
+        self.nc_all_open = True
+        """Whether all of them are Open (none HalfOpen under single-probe)."""
 
 
 class CandidateIndex:
@@ -143,8 +172,18 @@ class CandidateIndex:
         self.fixes = router.fixes
         self.locality_from_origin = self.fixes.locality_from_origin
         self.log: list[str] = []
-        self.nonclosed: set[str] = {n for n, rec in self.breaker.records() if rec.state is not CLOSED}
+        self.single_probe = self.breaker.fixes.half_open_single_probe
+        self.eager = self.breaker.fixes.eager_half_open
+        self.asked: dict[str, CircuitState] = {}
+        """Nodes whose ``is_open`` is not trivially False: Open, and HalfOpen under
+        ``half_open_single_probe``, with their state."""
+        for n, rec in self.breaker.records():
+            if rec.state is OPEN or (rec.state is HALF_OPEN and self.single_probe):
+                self.asked[n] = rec.state
         self.nc_version = 0
+        self.open_base: Optional[float] = None
+        """Earliest last failure (opened_at under ``eager_half_open``) of the Open circuits
+        (inf: none); None when it must be recomputed."""
         self.hits = 0
         """Routes answered by the index."""
         self.fallbacks = 0
@@ -153,6 +192,10 @@ class CandidateIndex:
         """Classes built (initially, after invalidation, or after lagging too far)."""
         self.trims = 0
         """Times the change log was trimmed."""
+        self.evicted = 0
+        """Times classes were evicted (more than ``_MAX_CLASSES`` in one capability)."""
+        self.breaker_skips = 0
+        """Routes that met Open circuits and knew without asking that they stay Open."""
         self.health.listeners.append(self._on_health)
         self.breaker.listeners.append(self._on_breaker)
         self._reset()
@@ -189,13 +232,30 @@ class CandidateIndex:
             self._trim_log()
 
     def _on_breaker(self, node: NodeId, old, new, now: int) -> None:
-        if new is CLOSED:
-            if node in self.nonclosed:
-                self.nonclosed.discard(node)
+        asked = self.asked
+        if new is OPEN or (new is HALF_OPEN and self.single_probe):
+            if asked.get(node) is not new:
+                asked[node] = new
                 self.nc_version += 1
-        elif node not in self.nonclosed:
-            self.nonclosed.add(node)
+        elif node in asked:
+            del asked[node]
             self.nc_version += 1
+        self.open_base = None
+
+    def _open_base(self) -> float:
+        """Before ``open_base + reset_timeout`` every Open circuit's ``is_open`` is True
+        without side effects (a failure recorded while Open only moves its time later)."""
+        base = math.inf
+        record = self.breaker.record
+        eager = self.eager
+        for node, state in self.asked.items():
+            if state is OPEN:
+                rec = record(node)
+                t = rec.opened_at if eager else rec.last_failure
+                if t is not None and t < base:
+                    base = t
+        self.open_base = base
+        return base
 
     def _cap(self, capability: Capability) -> _Cap:
         deps: list[tuple[NodeId, str, str]] = []
@@ -303,7 +363,7 @@ class CandidateIndex:
         deployments gets a new candidate, moved to its new place in the ranking."""
         log = self.log
         start = cls.cursor
-        end = cls.cursor = len(log)
+        end = len(log)
         node_pos = cap.node_pos
         if end - start == 1:
             positions = node_pos.get(log[start], ())
@@ -345,6 +405,17 @@ class CandidateIndex:
                         continue
             if i >= 0:
                 del ranked[i]
+        # Only now: if a policy raised above, the next use redoes the whole backlog (a
+        # position already redone is simply redone again).
+        cls.cursor = end
+
+    def _evict(self, cap: _Cap) -> None:
+        """Drop the least recently used quarter of the capability's classes (a policy keyed
+        on many distinct values must not grow the index without bound)."""
+        by_use = sorted(cap.classes.items(), key=lambda kv: kv[1].used)
+        for key, _ in by_use[: max(1, len(by_use) // 4)]:
+            del cap.classes[key]
+        self.evicted += 1
 
     def _trim_log(self) -> None:
         """Drop the log prefix every class has consumed; classes lagging by more entries
@@ -386,29 +457,46 @@ class CandidateIndex:
             key = (key, origin)
         cls = cap.classes.get(key)
         if cls is None:
+            if len(cap.classes) >= _MAX_CLASSES:
+                self._evict(cap)
             cls = self._materialise(cap, key, request, origin)
         elif cls.cursor != len(self.log):
             self._catch_up(cap, cls, request, origin)
+        cls.used = self.hits
         if cls.nan:
             self.fallbacks += 1
             return None
         self.hits += 1
 
-        # Breaker: ask every deployment whose circuit is not Closed, in order.
-        open_pos: Optional[set[int]] = None
-        if self.nonclosed:
+        # Breaker: ask every deployment whose circuit may be open, in order (Closed and,
+        # without single-probe, HalfOpen circuits answer False with no side effect), unless
+        # none of them can change before the earliest reset time.
+        open_pos: Optional[AbstractSet[int]] = None
+        if self.asked:
             if cap.nc_version != self.nc_version:
-                positions = [(p, n) for n in self.nonclosed for p in cap.node_pos.get(n, ())]
+                asked = self.asked
+                positions = [(p, n) for n in asked for p in cap.node_pos.get(n, ())]
                 positions.sort()
                 cap.nc_positions = positions
+                cap.nc_open = frozenset(p for p, n in positions if asked[n] is OPEN)
+                cap.nc_all_open = len(cap.nc_open) == len(positions)
                 cap.nc_version = self.nc_version
             if cap.nc_positions:
-                is_open = self.breaker.is_open
-                for pos, node in cap.nc_positions:
-                    if is_open(node):
-                        if open_pos is None:
-                            open_pos = set()
-                        open_pos.add(pos)
+                base = self.open_base
+                if base is None:
+                    base = self._open_base()
+                breaker = self.breaker
+                if cap.nc_all_open and breaker.clock.now_ns() < base + breaker.config.reset_timeout:
+                    open_pos = cap.nc_open
+                    self.breaker_skips += 1
+                else:
+                    is_open = breaker.is_open
+                    for pos, node in cap.nc_positions:
+                        if is_open(node):
+                            if open_pos is None:
+                                open_pos = set()
+                            open_pos.add(pos)
+                    self.open_base = None
 
         present = cls.present
         if open_pos is not None:

@@ -27,7 +27,10 @@ if TYPE_CHECKING:  # pragma: no cover
 
 class Strategy(Protocol):
     """Picks a candidate from a non-empty pool.  ``router`` gives access to ``fixes``,
-    ``rng``, ``epoch_ns()``, ``clock`` and ``load`` (a LoadTracker)."""
+    ``rng``, ``epoch_ns()``, ``clock`` and ``load`` (a LoadTracker).
+
+    Treat the pool and its candidates as read-only: the router's candidate index shares
+    candidate objects between requests (:mod:`.index`)."""
 
     name: str
 
