@@ -128,31 +128,6 @@ class Chunk:
                 cols[name] = c.astype(bool)
         return cls(len(rows), cols, schema)
 
-    @classmethod
-    def concat(cls, chunks: Sequence["Chunk"], schema: dict[str, str]) -> "Chunk":
-        """One chunk of ``chunks`` in order; string values keep their first-appearance order
-        (so codes of the result index the values in order of first appearance overall)."""
-        cols = {}
-        for name, kind in schema.items():
-            parts = [c.columns[name] for c in chunks]
-            if kind != "s":
-                cols[name] = (np.concatenate(parts) if parts
-                              else np.empty(0, {"f": np.float64, "i": np.int64, "b": bool}[kind]))
-                continue
-            if len(parts) == 1:
-                cols[name] = parts[0]
-                continue
-            values = [v for _, v in parts]
-            flat = np.concatenate(values) if values else np.empty(0, object)
-            gcodes, gvalues = pd.factorize(flat)
-            out, off = [], 0
-            for codes, v in parts:
-                mapping = np.append(gcodes[off:off + len(v)], -1).astype(np.int32)
-                out.append(mapping[codes])  # -1 (missing) picks the appended -1
-                off += len(v)
-            cols[name] = (np.concatenate(out) if out else np.empty(0, np.int32), gvalues)
-        return cls(sum(c.n for c in chunks), cols, schema)
-
     def arrow(self) -> list:
         """pyarrow arrays in schema order (strings dictionary-encoded)."""
         out = []
@@ -160,9 +135,12 @@ class Chunk:
             c = self.columns[name]
             if kind == "s":
                 codes, values = c
+                try:
+                    values = pa.array(values, type=pa.string())
+                except (pa.ArrowInvalid, pa.ArrowTypeError):  # not str: written as its text
+                    values = pa.array([str(v) for v in values], type=pa.string())
                 out.append(pa.DictionaryArray.from_arrays(
-                    pa.array(codes, type=pa.int32(), mask=codes < 0),
-                    pa.array(values, type=pa.string())))
+                    pa.array(codes, type=pa.int32(), mask=codes < 0), values))
             else:
                 out.append(pa.array(c))
         return out
