@@ -80,7 +80,7 @@ class Workload:
         world._next_index = index + 1
         req = SimRequest(index, (self.index << SEQ_BITS) | seq, world.env._now, name,
                          gateway_name, request, origin, tin, tout)
-        world.in_flight[index] = req
+        world.register(req)  # a hook: the live view counts arrivals here
         return req
 
     def start(self) -> None:
