@@ -248,7 +248,7 @@ class Router:
         index cannot guarantee the full path's answer (see :mod:`.index`)."""
         if self.config.incremental:
             index = self._index
-            if index is None:
+            if index is None or index.router is not self:  # (a copied router builds its own)
                 index = CandidateIndex(self)
                 self.__dict__["_index"] = index
             pool = index.pool(request, exclude)

@@ -1,23 +1,37 @@
 """The candidate index (fedsim/federation/index.py) makes the full path's decisions.
 
-1. Differential property test: two complete router stacks (catalog, health checker, breaker,
-   clock, policy, router) built alike, one routing through the index and one on the full
-   path (``RouterConfig(incremental=False)``), receive the same random operation sequence:
-   catalog and health (de)registrations, health reports (slow ones included), breaker
-   successes and failures, clock advances past ``reset_timeout``, ``allow_request`` /
-   ``state`` reads, policy changes, load changes, and routes with varied privacy, cost
-   tolerance, origin and exclude sets, under many fix sets, strategies and router configs.
-   After every step the route results (target values or error), the recorded health and
-   breaker transitions (in order), every breaker record, every health record and counters,
-   and the router RNG state must be identical.  Per example it also checks that the index
-   answered every route (no fallback) unless ``real_health_metrics`` is on, and a coverage
-   test checks the examples exercised what they should (transitions, open circuits met by
-   the index, both errors, exclusions, several classes, log trims).
-2. Fallbacks: a policy without ``request_key``, NaN totals, ``real_health_metrics``.
-3. Invalidation: replacing the policy or its settings, the catalog, re-registration.
-4. Objects handed out are not shared in a way callers could corrupt.
-5. Whole worlds: golden cases match ``tests/golden/golden.json`` on the full path (the
-   index disabled) and with the index (asserting the full path was never taken).
+1. Differential property test, once per fix set (none, all, all but real_health_metrics,
+   each of eager_half_open, half_open_single_probe, locality_from_origin, cost_bands,
+   health_policy_scores, retry_excludes_tried, the fixed strategies, eager + single-probe):
+   two complete router stacks (catalog, health checker, breaker, clock, policy with region
+   privacy levels and costs, router) built alike, one routing through the index and one on
+   the full path (``RouterConfig(incremental=False)``), receive the same random operation
+   sequence over a random small world (three capabilities, models on overlapping and
+   duplicated nodes in three regions, some nodes unknown to the health checker): catalog
+   and health (de)registrations, health reports (slow ones and failures included), breaker
+   successes and failures, clock advances around ``reset_timeout``, ``allow_request`` /
+   ``state`` reads, policy changes, load changes, ``get_candidates``, and bursts of routes
+   with varied privacy, cost tolerance, origin and exclude sets, some followed by what the
+   gateway does (take the breaker permit, then report success or failure, or hold it),
+   under every registered strategy (seeded) and several router and breaker configs, with
+   the index's log trim and class cap sometimes made tiny.  After every step the route
+   results (target values or error type and message), the recorded health and breaker
+   transitions in order, every breaker record (probe permits included), every health
+   record and counters, and the router RNG state must be identical.  Per example: the
+   index answered every route unless ``real_health_metrics`` is on (then none), and the
+   preamble's circuits opened.  ``test_differential_examples_are_not_vacuous`` checks what
+   the examples exercised overall (both errors, exclusions, Open -> HalfOpen in routes,
+   breaker shortcuts, log trims, class evictions, many classes).
+2. Fallbacks: a policy without ``request_key``, NaN totals (that class only),
+   ``real_health_metrics``.
+3. Invalidation: policy settings and objects, a replaced health checker, catalog changes.
+4. Objects handed out: the returned target is a copy; candidates a strategy saw are never
+   changed afterwards; a raising policy leaves the index consistent.
+5. Listeners report exactly the changes the router reads; open circuits are asked per
+   deployment in the full path's order; NoCapacity vs AllNodesUnhealthy.
+6. Whole worlds: golden cases match ``tests/golden/golden.json`` on the full path (the
+   index disabled through ``router.INCREMENTAL_DEFAULT``, and asserted unused) and on the
+   index (asserting the full path was never taken).
 
 Determinism: ``derandomize=True``, ManualClocks, seeded RNGs.
 """
@@ -494,6 +508,17 @@ def test_replacing_a_component_drops_the_index():
     assert router.index is None and idx._on_health not in old_health.listeners
     # nodes unknown to the new checker: Unknown, 1000 ms, all equal -> first deployment
     assert router.route(_gen()).node_id == "n0"
+
+
+def test_a_copied_router_builds_its_own_index():
+    import copy
+
+    router = _small()
+    router.route(_gen())
+    twin = copy.copy(router)
+    twin.config = RouterConfig(max_candidates=1)
+    assert twin.route(_gen()) == router.route(_gen())
+    assert twin.index is not router.index and twin.index.router is twin
 
 
 def test_catalog_changes_rebuild():
