@@ -30,12 +30,19 @@ the branch taken on them) that the policy reads.  Also required for the index:
 Optionally, ``request_key_constant = True`` (an attribute or property) says the key never
 varies; the router then leaves the policy out of its class keys, saving a call per request.
 
+Subclassing: a key is trusted only if ``request_key`` is defined in the same class as
+``score`` and ``is_eligible`` or in a subclass of it, so overriding ``score`` of a built-in
+policy without redefining ``request_key`` sends routing down the full path rather than
+reusing a key that may miss what the new ``score`` reads (likewise an inherited
+``request_key_constant`` is ignored once ``request_key`` is redefined below it).
+
 A policy without ``request_key`` (or a composite with such a member) still works: the
 router then uses the full path, building and scoring every candidate per request.
 """
 
 from __future__ import annotations
 
+import math
 from operator import attrgetter
 from typing import Callable, Hashable, Iterable, Mapping, Optional, Protocol, runtime_checkable
 
@@ -77,7 +84,7 @@ def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest]
 
     It is a cheaper stand-in for ``policy.request_key``: members whose key is constant are
     left out, and the privacy key is read by an ``attrgetter``."""
-    if isinstance(policy, CompositePolicy):
+    if type(policy) is CompositePolicy:
         fns = []
         for p in policy.policies:
             f = request_key_function(p)
@@ -97,13 +104,32 @@ def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest]
             return lambda request: (f(request), g(request), h(request))
         return lambda request: tuple([f(request) for f in fns])
     key = getattr(policy, "request_key", None)
-    if not callable(key):
+    cls = type(policy)
+    if not callable(key) or not _key_covers(cls):
         return None
-    if getattr(policy, "request_key_constant", False):
+    if getattr(policy, "request_key_constant", False) and _owner(cls, "request_key_constant") \
+            <= _owner(cls, "request_key"):
         return _constant_key
-    if type(policy) is PrivacyPolicy:
+    if cls is PrivacyPolicy:
         return _privacy_key
     return key
+
+
+def _owner(cls: type, name: str) -> float:
+    """Position in the MRO of the class defining ``name`` (lower: more derived)."""
+    for i, klass in enumerate(cls.__mro__):
+        if name in klass.__dict__:
+            return i
+    return math.inf
+
+
+def _key_covers(cls: type) -> bool:
+    """Whether ``request_key`` is defined at least as far down the class hierarchy as
+    ``score`` and ``is_eligible``: a subclass that changes what scoring reads without
+    redefining the key (e.g. a LatencyPolicy subclass reading the tenant) must not
+    inherit the parent's key."""
+    k = _owner(cls, "request_key")
+    return k < math.inf and _owner(cls, "score") >= k and _owner(cls, "is_eligible") >= k
 
 
 def reads_only_standard_fields(policy: object) -> bool:

@@ -422,6 +422,34 @@ def test_policy_without_request_key_takes_the_full_path():
     assert router.routes_full == 3 and router.routes_indexed == 0
 
 
+def test_subclasses_do_not_inherit_a_key_that_misses_what_they_read():
+    class ByTenant(LatencyPolicy):  # reads the tenant, keeps LatencyPolicy's constant key
+        def score(self, candidate, request):
+            return 1.0 if request.tenant_id == candidate.target.node_id else 0.5
+
+    class Keyed(ByTenant):
+        def request_key(self, request):
+            return request.tenant_id
+
+    class Constant(LatencyPolicy):  # a new key: the inherited "constant" flag is not trusted
+        def request_key(self, request):
+            return request.tenant_id
+
+    assert request_key_function(ByTenant()) is None
+    assert request_key_function(CompositePolicy([LatencyPolicy(), ByTenant()])) is None
+    r = InferenceRequest(Capability.GENERATE, tenant_id="t")
+    assert request_key_function(Keyed())(r) == "t"
+    assert request_key_function(Constant())(r) == "t"
+    assert request_key_function(LatencyPolicy())(r) is None
+    router = _small(policy=ByTenant())
+    full = _small(incremental=False, policy=ByTenant())
+    for tenant in ("n3", "n1", "n3"):
+        req = InferenceRequest(Capability.GENERATE, tenant_id=tenant)
+        assert router.route(req) == full.route(req)
+        assert router.route(req).node_id == tenant
+    assert router.routes_indexed == 0
+
+
 def test_nan_totals_take_the_full_path_for_that_class_only():
     router, full = _small(), _small(incremental=False)
     for r in (router, full):
