@@ -486,6 +486,10 @@ def _cmd_list(args) -> int:
             ((n, d) for n, (_, d) in SERVICE_MODELS.items()))
     section("distributions", ((n, d) for n, (_, d) in DISTRIBUTIONS.items()))
     section("arrival processes", ((n, d) for n, (_, d) in ARRIVALS.items()))
+    from .executors import EXECUTORS, executor_names
+
+    section("sweep executors (fedsim sweep --executor)",
+            ((n, EXECUTORS[n][1]) for n in executor_names()))
     return 0
 
 

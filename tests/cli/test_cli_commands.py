@@ -389,11 +389,14 @@ def test_list_names_every_registry():
 
     proc = fedsim("list", cwd=Path.cwd())
     assert proc.returncode == 0
+    from fedsim.executors import executor_names
+
     for title in ("strategies:", "policies:", "fixes:", "fault kinds:", "service models",
-                  "distributions:", "arrival processes:"):
+                  "distributions:", "arrival processes:", "sweep executors"):
         assert title in proc.stdout
     for name in (list(STRATEGIES) + list(POLICIES) + list(FIX_DESCRIPTIONS) + list(FAULT_KINDS)
-                 + list(SERVICE_MODELS) + list(DISTRIBUTIONS) + list(ARRIVALS)):
+                 + list(SERVICE_MODELS) + list(DISTRIBUTIONS) + list(ARRIVALS)
+                 + executor_names()):
         assert re.search(rf"^  {re.escape(name)} +\S", proc.stdout, re.M), name
 
 
