@@ -273,11 +273,11 @@ class LeastOutstanding:
     name = "least_outstanding"
 
     def select(self, pool, request, router):
-        count = router.load.count
+        get = router.load.outstanding.get  # LoadTracker.count, inlined (hot path)
         best: list[RouteCandidate] = []
         best_n = math.inf
         for c in pool:
-            n = count(c.target.node_id)
+            n = get(c.target.node_id, 0)
             if n < best_n:
                 best, best_n = [c], n
             elif n == best_n:
