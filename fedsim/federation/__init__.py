@@ -48,8 +48,10 @@ from .policy import (
     PrivacyPolicy,
     RoutingPolicy,
     make_policy,
+    policies_changed,
     register_policy,
 )
+from .index import CandidateIndex
 from .router import Router, RouterBuilder, RouterConfig
 from .strategies import STRATEGIES, HashRing, Strategy, make_strategy, register_strategy
 from .tui import FederationApp, FederationTab, RoutingRecord, truncate
