@@ -173,7 +173,13 @@ def main(argv=None) -> int:
             continue
         t0 = time.perf_counter()
         print(f"[{name}] running ...", file=sys.stderr, flush=True)
-        rows, raw = funcs[name](args.quick)
+        try:
+            rows, raw = funcs[name](args.quick)
+        except Exception as err:  # one broken section must not lose the others' numbers
+            print(f"[{name}] FAILED: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
+            rows = [row(f"{name}: benchmark failed ({type(err).__name__})", float("nan"),
+                        float("nan"), "", "runs", False, float("nan"), note=str(err)[:300])]
+            raw = {"error": f"{type(err).__name__}: {err}"}
         report["table"].extend(rows)
         report["raw"][name] = raw
         print(f"[{name}] done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
