@@ -115,7 +115,7 @@ def bench_memory(quick: bool) -> tuple[list[dict], dict]:
 def bench_sweep(quick: bool) -> tuple[list[dict], list]:
     import sweep
 
-    rows = sweep.run(points=4 if quick else 8, workers=(1, 2),
+    rows = sweep.run(points=4 if quick else 16, workers=(1, 2),
                      duration=60.0 if quick else 240.0, dask=True)
     local2 = next(r for r in rows if r["executor"] == "local" and r["workers"] == 2)
     dask = next(r for r in rows if r["executor"] == "dask")
@@ -156,6 +156,8 @@ def main(argv=None) -> int:
                     help=f"comma-separated sections of {','.join(SECTIONS)}")
     ap.add_argument("--out", default=str(HERE / "results" / "latest.json"))
     ap.add_argument("--markdown", metavar="JSON", help="print the README table of a saved run")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the other sections of an existing --out file (rerun some only)")
     args = ap.parse_args(argv)
     if args.markdown:
         print(render(json.loads(Path(args.markdown).read_text())))
@@ -168,6 +170,11 @@ def main(argv=None) -> int:
              "memory": bench_memory, "sweep": bench_sweep}
     report = {"when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "quick": args.quick, "table": [], "raw": {}}
+    sections: dict[str, list] = {}
+    if args.merge and Path(args.out).exists():
+        old = json.loads(Path(args.out).read_text())
+        sections = old.get("sections", {})
+        report["raw"] = {k: v for k, v in old.get("raw", {}).items() if k not in only}
     for name in SECTIONS:
         if name not in only:
             continue
@@ -180,9 +187,11 @@ def main(argv=None) -> int:
             rows = [row(f"{name}: benchmark failed ({type(err).__name__})", float("nan"),
                         float("nan"), "", "runs", False, float("nan"), note=str(err)[:300])]
             raw = {"error": f"{type(err).__name__}: {err}"}
-        report["table"].extend(rows)
+        sections[name] = rows
         report["raw"][name] = raw
         print(f"[{name}] done in {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+    report["sections"] = {name: sections[name] for name in SECTIONS if name in sections}
+    report["table"] = [r for name in SECTIONS for r in sections.get(name, [])]
     width = max(len(r["metric"]) for r in report["table"])
     print(f"\n{'metric':<{width}}  {'fedsim':>12}  {'baseline':>12}  {'ratio':>6}  {'target':<18} pass")
     for r in report["table"]:
