@@ -3,9 +3,9 @@
 ``golden.json`` holds digests of every table of 39 runs (every shipped scenario, fault
 scenarios under all fixes and under the fixed strategies, every strategy on the steady
 three-region world, zero network delay with exact ties), recorded at the commit it names,
-before any optimisation.  An
-optimisation that changes one routing decision, one timing or one recorded value changes a
-digest and fails here.  Regenerate only for an intended behaviour change, and say so.
+before any optimisation.  An optimisation that changes one routing decision, one timing or
+one recorded value changes a digest and fails here.  Regenerate only for an intended
+behaviour change, and say so.
 """
 
 from __future__ import annotations
