@@ -37,7 +37,14 @@ CHILD = textwrap.dedent("""
     result = World(sc, 1, stream_to=out if out != "-" else None).run()
     summary = result.summary()
     wall = time.perf_counter() - t0
+    # VmHWM: this process's own peak.  ru_maxrss would also count the parent's resident size
+    # at fork time (Linux keeps it across exec), e.g. a parent that just ran a big benchmark.
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    try:
+        with open("/proc/self/status") as status:
+            peak_kib = next(int(l.split()[1]) for l in status if l.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        pass
     print(json.dumps({{"requests": result.request_count, "simulated_seconds": sc.duration,
                       "wall_seconds": wall, "peak_rss_kib": peak_kib,
                       "rows": result.stream.rows if result.stream else None,
