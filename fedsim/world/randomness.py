@@ -17,6 +17,7 @@ import hashlib
 import random
 import struct
 import zlib
+from typing import Callable
 
 import numpy as np
 
@@ -31,14 +32,14 @@ def _name_key(name: str) -> int:
 class Streams:
     """All randomness of one run, derived from ``seed``."""
 
-    __slots__ = ("seed", "_rngs", "_keys")
+    __slots__ = ("seed", "_rngs", "_uniforms")
 
     def __init__(self, seed: int) -> None:
         if seed < 0:
             raise ValueError(f"seed must be >= 0, got {seed}")
         self.seed = int(seed)
         self._rngs: dict[tuple[str, ...], random.Random] = {}
-        self._keys: dict[str, bytes] = {}
+        self._uniforms: dict[str, Callable[..., float]] = {}
 
     def rng(self, *names: str) -> random.Random:
         """The sequential stream for ``names`` (created on first use, then shared)."""
@@ -49,27 +50,26 @@ class Streams:
             self._rngs[names] = rng
         return rng
 
-    def _key(self, purpose: str) -> bytes:
-        k = self._keys.get(purpose)
-        if k is None:
-            k = hashlib.blake2b(f"{self.seed}/{purpose}".encode(), digest_size=16).digest()
-            self._keys[purpose] = k
-        return k
-
     def uniform(self, purpose: str, a: int, b: int = 0) -> float:
         """A uniform in (0, 1) determined by (seed, purpose, a, b) alone."""
-        h = hashlib.blake2b(_PACK(a, b), digest_size=8, key=self._key(purpose)).digest()
-        return ((int.from_bytes(h, "little") >> 11) + 0.5) * _INV_2_53
+        fn = self._uniforms.get(purpose)
+        if fn is None:
+            fn = self.uniform_fn(purpose)
+        return fn(a, b)
 
     def uniform_fn(self, purpose: str):
-        """``lambda a, b=0: self.uniform(purpose, a, b)``, faster: the keyed hash state is
-        prepared once and copied per draw (same values)."""
-        base = hashlib.blake2b(digest_size=8, key=self._key(purpose))
-        copy, pack, from_bytes = base.copy, _PACK, int.from_bytes
+        """``lambda a, b=0: self.uniform(purpose, a, b)`` for hot paths (one per purpose,
+        shared): the keyed hash state is prepared once and copied per draw."""
+        fn = self._uniforms.get(purpose)
+        if fn is not None:
+            return fn
+        key = hashlib.blake2b(f"{self.seed}/{purpose}".encode(), digest_size=16).digest()
+        copy, pack, from_bytes = hashlib.blake2b(digest_size=8, key=key).copy, _PACK, int.from_bytes
 
         def uniform(a: int, b: int = 0) -> float:
             h = copy()
             h.update(pack(a, b))
             return ((from_bytes(h.digest(), "little") >> 11) + 0.5) * _INV_2_53
 
+        self._uniforms[purpose] = uniform
         return uniform
