@@ -1,8 +1,10 @@
 """FederationGateway: the retry loop, stats, middlewares and streams (spec §7).
 
-The retry loop is written once, as the generator :meth:`FederationGateway.infer_steps`;
-:meth:`FederationGateway.infer` drives it synchronously (executor + sleep function), and the
-SimPy world drives it in simulated time.  Reference behaviour by default: retries do not
+The retry loop is written once, as the generator :meth:`FederationGateway.infer_with`, which
+runs attempts and backoffs through runner generators: :meth:`FederationGateway.infer_steps`
+turns them into Execute/Sleep steps, which :meth:`FederationGateway.infer` drives
+synchronously (executor + sleep function); the SimPy world passes runners that spend
+simulated time.  Reference behaviour by default: retries do not
 exclude tried nodes (Q-RETRY-NOEXCLUDE), routing errors and circuit-open skips consume
 attempts without backoff and the *last* error is raised (Q-RETRY-ERRORS), backoff is linear
 100·(i+1) ms (Q-BACKOFF), no timeout is enforced (Q-TIMEOUT).
@@ -12,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import Callable, Generator, Optional
+from typing import Any, Callable, Generator, Optional
 
 from .catalog import ModelCatalog
 from .circuit import CircuitBreaker
@@ -70,6 +72,23 @@ class AttemptEvent:
     start: int
     end: int
     error: Optional[FederationError] = None
+
+
+AttemptRunner = Callable[..., Generator[Any, Any, Outcome]]
+"""``execute(context, target, request, attempt, timeout)``: runs one attempt (a generator
+whose return value is the Outcome); see :meth:`FederationGateway.infer_with`."""
+BackoffRunner = Callable[[Any, int], Generator[Any, Any, None]]
+"""``sleep(context, duration_ns)``: spends one backoff (a generator)."""
+
+
+def _execute_step(context, target, request, attempt, timeout):
+    """The attempt runner of :meth:`FederationGateway.infer_steps`: yield the step, get
+    the outcome sent back."""
+    return (yield Execute(target, request, attempt, timeout))
+
+
+def _sleep_step(context, duration):
+    yield Sleep(duration)
 
 
 class TokenStream:
@@ -164,6 +183,20 @@ class FederationGateway:
         """The retry loop of spec §7.2 as a generator of steps (see :mod:`.executor`).
 
         Returns the response or raises the last error."""
+        return (yield from self.infer_with(request, _execute_step, _sleep_step))
+
+    def infer_with(self, request: InferenceRequest, execute: AttemptRunner,
+                   sleep: BackoffRunner, context: Any = None) -> Generator[Any, Any, InferenceResponse]:
+        """The retry loop of spec §7.2, running each attempt through ``execute`` and each
+        backoff through ``sleep``: generator functions, called as ``execute(context,
+        target, request, attempt, timeout)`` (its return value is the attempt's Outcome)
+        and ``sleep(context, duration_ns)``; whatever they yield passes through.
+
+        :meth:`infer_steps` passes runners that yield :class:`Execute` / :class:`Sleep`
+        steps; a driver that lives in a generator world (the SimPy world) passes its own,
+        so an attempt costs no step object and no round trip through the driver.
+        ``context`` is handed to the runners as is (the driver's per-request state).
+        Returns the response or raises the last error."""
         stats = self._stats
         stats.total_requests += 1
         middlewares = self.middlewares
@@ -199,7 +232,7 @@ class FederationGateway:
             start = now_ns()
             health.request_started(node)
             load.started(node)
-            outcome = yield Execute(target, request, attempt, timeout)
+            outcome = yield from execute(context, target, request, attempt, timeout)
             now = now_ns()
             latency = now - start
             load.finished(node, latency, now)
@@ -227,7 +260,7 @@ class FederationGateway:
             if observe is not None:
                 observe(AttemptEvent(request, attempt, "failure", node, start, now, error))
             if attempt < max_retries:
-                yield Sleep(self.backoff(attempt))
+                yield from sleep(context, self.backoff(attempt))
         stats.failed_requests += 1
         assert last_error is not None  # the reference's "All retries exhausted" is unreachable
         raise last_error

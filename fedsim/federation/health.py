@@ -82,6 +82,10 @@ class _NodeState:
         self.in_flight = 0
 
 
+_HEALTHY = HealthState.HEALTHY
+_DEGRADED = HealthState.DEGRADED
+
+
 def _nearest_rank(sorted_values: list[int], q: float) -> int:
     return sorted_values[max(math.ceil(q * len(sorted_values)) - 1, 0)]
 
@@ -143,32 +147,36 @@ class HealthChecker:
     def report_success(self, node_id: str, latency: int, tokens: Optional[int] = None) -> None:
         """A request (or probe) on ``node_id`` succeeded after ``latency`` ns (spec §3.4).
 
-        ``tokens`` feeds throughput under ``real_health_metrics`` and is otherwise ignored."""
+        ``tokens`` feeds throughput under ``real_health_metrics`` and is otherwise ignored.
+        (Runs once per request: module-level state constants, one config read.)"""
         st = self._nodes.get(node_id)
         if st is None:
             return
         h = st.health
         st.consecutive_failures = 0
-        st.consecutive_successes += 1
+        successes = st.consecutive_successes = st.consecutive_successes + 1
         now = self.clock.now_ns()
         old_p50 = h.latency_p50
         old_throughput = h.throughput
         if st.window is None:
-            h.latency_p50 = ((old_p50 // NS_PER_MS * 9 + latency // NS_PER_MS) // 10) * NS_PER_MS
+            p50 = h.latency_p50 = ((old_p50 // NS_PER_MS * 9 + latency // NS_PER_MS) // 10) * NS_PER_MS
         else:
             self._observe(st, latency, tokens, now)
+            p50 = h.latency_p50
         h.last_check = now
         cfg = self.config
         old = h.status
         if latency > cfg.degraded_latency:
-            h.status = HealthState.DEGRADED
-        elif st.consecutive_successes >= cfg.recovery_threshold:
-            h.status = HealthState.HEALTHY
+            new = h.status = _DEGRADED
+        elif successes >= cfg.recovery_threshold:
+            new = h.status = _HEALTHY
+        else:
+            new = old
         self.version += 1
-        if h.status is not old:
+        if new is not old:
             if self.on_transition is not None:
-                self.on_transition(h.node_id, old, h.status, now)
-        elif h.latency_p50 == old_p50 and h.throughput == old_throughput:
+                self.on_transition(h.node_id, old, new, now)
+        elif p50 == old_p50 and h.throughput == old_throughput:
             return
         for listener in self.listeners:
             listener(h.node_id)

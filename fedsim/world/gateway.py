@@ -2,9 +2,9 @@
 
 Each replica owns its catalog view, health checker, circuit breaker and router, so replicas
 see different, stale views of the nodes, as in production.  Requests run through
-``FederationGateway.infer_steps`` (the same retry loop as the synchronous ``infer``); this
-driver turns its ``Execute`` steps into the network hop, queueing and service at the node and
-the hop back, and its ``Sleep`` steps into simulated backoff.  With ``inference_timeout`` the
+``FederationGateway.infer_with`` (the same retry loop as the synchronous ``infer``); this
+driver's attempt runner is the network hop, queueing and service at the node and the hop
+back, and its backoff runner a simulated sleep.  With ``inference_timeout`` the
 attempt races a timer; with ``active_probes`` a process probes every node each interval.
 """
 
@@ -19,7 +19,6 @@ from ..federation import (
     CircuitBreakerConfig,
     CompositePolicy,
     CostPolicy,
-    Execute,
     Failure,
     FederationError,
     FederationGateway,
@@ -105,6 +104,7 @@ class GatewayReplica:
                           ns(g.backoff_cap), seed),
             self.router, clock=self.clock, fixes=fixes)
         self.gateway.on_attempt = self._on_attempt
+        self._infer = self.gateway.infer_with
         for grp in sc.nodes:
             for node_id in grp.node_ids():
                 for m in grp.models:
@@ -123,6 +123,8 @@ class GatewayReplica:
         self._net = net = world.network
         self._hops = {n: (net.base_one_way(region, node.region), net.base_one_way(node.region, region))
                       for n, node in world.nodes.items()}
+        self._node_names = {n: n for n in world.nodes}
+        self._record_attempt = world.recorder.attempt
         self._u_service = world.streams.uniform_fn("service")
         self._u_jitter = world.streams.uniform_fn("jitter")
         if fixes.active_probes:
@@ -132,32 +134,21 @@ class GatewayReplica:
     # ------------------------------------------------------------------ requests
     def handle(self, req):
         """Process: one request through the retry loop; records it when done."""
-        world = self.world
-        steps = self.gateway.infer_steps(req.request)
         self._current = req
         try:
-            step = next(steps)
-            while True:
-                if type(step) is Execute:
-                    if step.timeout is None:
-                        outcome, detail = yield from self._attempt(step, req)
-                        _settle(req, outcome, detail)
-                    else:
-                        outcome = yield from self._execute_with_timeout(step, req)
-                    self._current = req
-                    step = steps.send(outcome)
-                else:
-                    if step.duration > 0:
-                        if req.last_attempt_row >= 0:
-                            world.recorder.attempts.set(req.last_attempt_row, "backoff",
-                                                        step.duration / 1e9)
-                        yield self.env.timeout(step.duration)
-                    self._current = req
-                    step = next(steps)
-        except StopIteration:
-            world.finish(req, "success", None)
+            yield from self._infer(req.request, self._attempt, self._backoff, req)
         except FederationError as err:
-            world.finish(req, "failed", err)
+            self.world.finish(req, "failed", err)
+        else:
+            self.world.finish(req, "success", None)
+
+    def _backoff(self, req, duration: int):
+        """Backoff runner of the retry loop: simulated sleep, noted on the attempt row."""
+        if duration > 0:
+            if req.last_attempt_row >= 0:
+                self.world.recorder.attempts.set(req.last_attempt_row, "backoff", duration / 1e9)
+            yield self.env.timeout(duration)
+        self._current = req
 
     def _on_attempt(self, ev) -> None:
         req = self._current
@@ -165,64 +156,95 @@ class GatewayReplica:
         err = ev.error
         detail = req.fail_reason if ev.kind == "failure" else None
         req.fail_reason = None
-        req.last_attempt_row = self.world.recorder.attempt(
-            req, ev.attempt, ev.kind, None if ev.node_id is None else str(ev.node_id),
-            None if err is None else _error_type(err), detail, ev.start, ev.end)
+        node = ev.node_id
+        if node is not None:  # the plain str (NodeId's str() is a Python-level call)
+            node = self._node_names.get(node) or str(node)
+        req.last_attempt_row = self._record_attempt(
+            req, ev.attempt, ev.kind, node, None if err is None else err.variant, detail,
+            ev.start, ev.end)
 
-    def _execute_with_timeout(self, step: Execute, req):
+    def _execute_with_timeout(self, req, target, attempt: int, timeout: int):
         """``inference_timeout``: the attempt races a timer; on timeout it goes on at the
         node and its answer is dropped."""
-        proc = self.env.process(self._attempt(step, req))
-        timer = self.env.timeout(step.timeout)
+        proc = self.env.process(self._attempt(req, target, None, attempt, None, False))
+        timer = self.env.timeout(timeout)
         yield proc | timer
+        self._current = req
         if not proc.triggered:
             req.fail_reason = "timeout"
-            return Failure(Timeout(step.timeout), step.timeout)
+            return Failure(Timeout(timeout), timeout)
         outcome, detail = proc.value
         _settle(req, outcome, detail)
         return outcome
 
-    def _attempt(self, step: Execute, req):
-        """Network hop, queue and service at the node, hop back.
+    def _attempt(self, req, target, request, attempt: int, timeout, settle: bool = True):
+        """Attempt runner of the retry loop (see ``FederationGateway.infer_with``): network
+        hop, queue and service at the node, hop back.
 
-        Returns (Outcome, detail): on success the timing detail, on failure the reason.
+        With ``settle`` (the runner's call) the attempt's result goes straight onto ``req``
+        (as :func:`_settle` would copy it) and the Outcome is returned; a ``timeout`` races
+        the attempt against a timer (:meth:`_execute_with_timeout`, which runs this without
+        ``settle``: then (Outcome, detail) is returned, to count only if it beats the timer).
 
         Hot path.  Two exact shortcuts: a keyed uniform is drawn only when it is used
         (jitter only with a jitter distribution, the error draw only under an error-rate
         fault; the values depend on the key alone, so skipping unused ones changes
         nothing), and a zero-delay hop is not a ``timeout(0)`` when no other event is due
         at this instant (the process would have been the next to run anyway)."""
+        if timeout is not None:
+            return (yield from self._execute_with_timeout(req, target, attempt, timeout))
         env = self.env
-        node_id = step.target.node_id
+        node_id = target.node_id
         node: Node = self._nodes[node_id]
         net = self._net
-        key, attempt = req.key, step.attempt
+        key = req.key
         start = env._now
         if net._partitions and net.is_partitioned(self.region, node.region):
             yield env.timeout(net.partition_timeout_ns)
-            return Failure(NodeUnreachable(node_id), env._now - start), "partitioned"
+            outcome = Failure(NodeUnreachable(node_id), env._now - start)
+            if settle:
+                req.fail_reason = "partitioned"
+                self._current = req
+                return outcome
+            return outcome, "partitioned"
         out, back = self._hops[node_id]
         jitter = net.jitter
         if jitter is not None:
             out = net.one_way(self.region, node.region, self._u_jitter(key, 2 * attempt))
-        if out or env.peek() <= start:
+        queue = env._queue  # env.peek(), inlined
+        if out or (queue and queue[0][0] <= start):
             yield env.timeout(out)
-        res = yield from node.serve(req.capability.key, self._u_service(key, attempt),
-                                    key, attempt, req.input_tokens, req.output_tokens)
+        reason, wait, service, ttft, _ = yield from node.serve(
+            req.capability.key, self._u_service(key, attempt), key, attempt,
+            req.input_tokens, req.output_tokens)
         if jitter is not None:
             back = net.one_way(node.region, self.region, self._u_jitter(key, 2 * attempt + 1))
         now = env._now
-        if back or env.peek() <= now:
+        if back or (queue and queue[0][0] <= now):
             yield env.timeout(back)
             now = env._now
         elapsed = now - start
-        if not res.ok:
-            return Failure(_NODE_ERRORS[res.reason](node_id), elapsed), res.reason
-        ttft = None
-        if res.ttft is not None:
-            ttft = (start - req.arrival) + out + res.queue_wait + res.ttft + back
-        detail = (node_id, node.region, res.queue_wait, res.service, out + back, ttft)
-        return Success(InferenceResponse(b"", node_id, elapsed, req.output_tokens), elapsed), detail
+        if reason is not None:
+            outcome = Failure(_NODE_ERRORS[reason](node_id), elapsed)
+            if settle:
+                req.fail_reason = reason
+                self._current = req
+                return outcome
+            return outcome, reason
+        if ttft is not None:
+            ttft = (start - req.arrival) + out + wait + ttft + back
+        outcome = Success(InferenceResponse(b"", node_id, elapsed, req.output_tokens), elapsed)
+        if settle:
+            req.node = node_id
+            req.region = node.region
+            req.queue_wait = wait
+            req.service = service
+            req.network = out + back
+            if ttft is not None:
+                req.ttft = ttft
+            self._current = req
+            return outcome
+        return outcome, (node_id, node.region, wait, service, out + back, ttft)
 
     # ------------------------------------------------------------------ probes
     def _probe_loop(self):
@@ -263,7 +285,3 @@ def _settle(req, outcome, detail) -> None:
             req.ttft = ttft
     else:
         req.fail_reason = detail
-
-
-def _error_type(err: FederationError) -> str:
-    return err.variant

@@ -11,31 +11,18 @@ fails every request in the node (queued or in service) at that instant.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 from typing import Optional
 
 import simpy
 
 from .clock import ns
-from .service import ServiceModel
+from .service import DistributionService, ServiceModel
 
 # Why an attempt failed at the node (recorded in the attempts table).
 REFUSED = "crashed"
 QUEUE_FULL = "queue_full"
 CRASHED_IN_FLIGHT = "crashed_in_flight"
 ERROR_FAULT = "error_fault"
-
-
-@dataclass(slots=True)
-class NodeOutcome:
-    """What happened to one request at the node (times in ns)."""
-
-    ok: bool
-    reason: Optional[str] = None
-    queue_wait: int = 0
-    service: int = 0
-    ttft: Optional[int] = None
-    tpot: Optional[int] = None
 
 
 class Node:
@@ -118,19 +105,22 @@ class Node:
     # ------------------------------------------------------------------ service
     def serve(self, capability_key: str, u: float, key: int, attempt: int,
               input_tokens: int, output_tokens: int):
-        """Process body (use with ``yield from``) returning a NodeOutcome.
+        """Process body (use with ``yield from``) returning ``(reason, queue_wait, service,
+        ttft, tpot)``: reason None on success, else why the attempt failed here (REFUSED,
+        QUEUE_FULL, CRASHED_IN_FLIGHT, ERROR_FAULT); times in ns, ttft/tpot None unless
+        the service model gives them.  A plain tuple: this runs once per request.
 
         ``u`` is the attempt's service uniform; the error uniform ``u_error(key, attempt)``
         is drawn only while an error-rate fault is active."""
         env = self.env
         if self.crashed:
-            return NodeOutcome(False, REFUSED)
+            return REFUSED, 0, 0, None, None
         if self.hung:
             self.in_flight += 1
             yield env.event()  # accepted, never answered
         if self.max_queue is not None and self.running >= self.slots \
                 and len(self.waiting) >= self.max_queue:
-            return NodeOutcome(False, QUEUE_FULL)
+            return QUEUE_FULL, 0, 0, None, None
         proc = env._active_proc
         self.in_flight += 1
         active = self._active
@@ -154,9 +144,13 @@ class Node:
             model = self.services.get(capability_key, self._fallback)
             if model is None:
                 model = self.service_model(capability_key)  # raises the helpful KeyError
-            st = model.service(u, input_tokens, output_tokens, (running - 1) // self.gpus)
             scale = self.slow / (self.speed * self.throttle)
-            service = int(round(st.total * scale * 1e9))
+            if type(model) is DistributionService:  # total only: skip the ServiceTime
+                st = None
+                service = int(round(model.dist.ppf(u) * scale * 1e9))
+            else:
+                st = model.service(u, input_tokens, output_tokens, (running - 1) // self.gpus)
+                service = int(round(st.total * scale * 1e9))
             yield env.timeout(service)
         except simpy.Interrupt:
             if granted is not None:  # still queued
@@ -166,20 +160,27 @@ class Node:
                     self._release()
             else:
                 self._release()
-            return NodeOutcome(False, CRASHED_IN_FLIGHT, queue_wait=env.now - arrived)
+            return CRASHED_IN_FLIGHT, env._now - arrived, 0, None, None
         finally:
             active.pop(proc, None)
             self.in_flight -= 1
-        self._release()
+        # release the slot to the next waiting request (inline _release: hot path)
+        if self.waiting:
+            self.waiting.popleft().succeed()
+        else:
+            now = env._now
+            running = self.running
+            self._busy_area += (running if running < self.gpus else self.gpus) * (now - self._last_t)
+            self._last_t = now
+            self.running = running - 1
         wait = started - arrived
         if self.error_rates and self.u_error(key, attempt) < self.error_rate:
-            return NodeOutcome(False, ERROR_FAULT, wait, service)
+            return ERROR_FAULT, wait, service, None, None
         self.served += 1
-        if st.ttft is None and st.tpot is None:
-            return NodeOutcome(True, None, wait, service)
-        ttft = None if st.ttft is None else ns(st.ttft * scale)
-        tpot = None if st.tpot is None else ns(st.tpot * scale)
-        return NodeOutcome(True, None, wait, service, ttft, tpot)
+        if st is None or (st.ttft is None and st.tpot is None):
+            return None, wait, service, None, None
+        return (None, wait, service, None if st.ttft is None else ns(st.ttft * scale),
+                None if st.tpot is None else ns(st.tpot * scale))
 
     def _release(self) -> None:
         """Free a slot and hand it to the next waiting request (running count unchanged)."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 from ..federation import Capability, InferenceRequest, PrivacyLevel, QoSRequirements, RegionId
 from .arrivals import Mix, make_arrival, make_mix
 from .clock import ns
-from .distributions import make_distribution
+from .distributions import Constant, make_distribution
 from .request import SimRequest
 from .task import Task
 from .scenario import WorkloadSpec, _privacy
@@ -49,18 +49,42 @@ class Workload:
         self.sessions = spec.sessions
         self._by_origin: dict = {}  # origin -> (gateway name, RegionId)
         self._qos: dict = {}
+        # Hot path: attributes that draw nothing (single-valued mixes, constant token
+        # counts) are computed once; _DRAW marks those drawn per request.  Skipping a
+        # sample() that draws nothing leaves every stream exactly where it was.
+        self._cap = _fixed(self.capability.mix, self.capability.values)
+        self._privacy = _fixed(self.privacy.mix, self.privacy.values)
+        self._cost = _fixed(self.cost, None, int)
+        self._tenant = _fixed(self.tenant, None, str)
+        self._origin = _fixed(self.origin)
+        self._tin = _tokens(self.input_tokens)
+        self._tout = _tokens(self.output_tokens)
 
     def make_request(self) -> SimRequest:
         """Draw the next request's attributes (always the same number of draws)."""
         rng, world = self.rng, self.world
-        cap = self.capability.sample(rng)
-        privacy = self.privacy.sample(rng)
-        cost = int(self.cost.sample(rng))
-        tenant = self.tenant.sample(rng)
-        origin = self.origin.sample(rng)
+        cap = self._cap
+        if cap is _DRAW:
+            cap = self.capability.sample(rng)
+        privacy = self._privacy
+        if privacy is _DRAW:
+            privacy = self.privacy.sample(rng)
+        cost = self._cost
+        if cost is _DRAW:
+            cost = int(self.cost.sample(rng))
+        tenant = self._tenant
+        if tenant is _DRAW:
+            tenant = str(self.tenant.sample(rng))
+        origin = self._origin
+        if origin is _DRAW:
+            origin = self.origin.sample(rng)
         session_draw = rng.random()
-        tin = max(1, round(self.input_tokens.sample(rng)))
-        tout = max(1, round(self.output_tokens.sample(rng)))
+        tin = self._tin
+        if tin is _DRAW:
+            tin = max(1, round(self.input_tokens.sample(rng)))
+        tout = self._tout
+        if tout is _DRAW:
+            tout = max(1, round(self.output_tokens.sample(rng)))
         seq = self.seq
         self.seq = seq + 1
         name = self.name
@@ -71,15 +95,14 @@ class Workload:
         if routing is None:
             routing = self._by_origin[origin] = (
                 world.gateway_for(self.spec.gateway, origin).name, RegionId(origin))
-        gateway_name, region_id = routing
         qos = self._qos.get((privacy, cost))
         if qos is None:  # immutable in practice: shared by requests with the same asks
             qos = self._qos[(privacy, cost)] = QoSRequirements(privacy=privacy, cost_tolerance=cost)
-        request = InferenceRequest(cap, b"", qos, f"{name}-{seq}", str(tenant), region_id, session)
+        request = InferenceRequest(cap, b"", qos, f"{name}-{seq}", tenant, routing[1], session)
         index = world._next_index
         world._next_index = index + 1
         req = SimRequest(index, (self.index << SEQ_BITS) | seq, world.env._now, name,
-                         gateway_name, request, origin, tin, tout)
+                         routing[0], request, origin, tin, tout)
         world.register(req)  # a hook: the live view counts arrivals here
         return req
 
@@ -98,6 +121,9 @@ class Workload:
         world = self.world
         rng = world.streams.rng("arrivals", self.name)
         self._times = iter(self.arrival.times(rng, 0.0, world.scenario.duration))
+        self._env = world.env
+        self._arrive_cb = self._arrive  # bound once (one per arrival otherwise)
+        self._handlers = {name: gw.handle for name, gw in world.gateways.items()}
         self._arrive(None)
         return
         yield  # a generator, for env.process
@@ -106,18 +132,27 @@ class Workload:
         """At an arrival instant (``wake`` is its timeout; None at the start): make the
         request(s) due now, schedule the next arrival, then start the due requests as
         :class:`Task` s (after the next arrival's timeout, where ``env.process`` would have
-        put their start)."""
-        env = self.world.env
-        due = [] if wake is None else [self.make_request()]
+        put their start).  Hot path: one request per instant is the common case."""
+        env = self._env
+        req = None if wake is None else self.make_request()
+        more = None
         for t in self._times:
             delay = int(round(t * 1e9)) - env._now
             if delay > 0:
-                env.timeout(delay).callbacks.append(self._arrive)
+                env.timeout(delay).callbacks.append(self._arrive_cb)
                 break
-            due.append(self.make_request())
-        gateways = self.world.gateways
-        for req in due:
-            Task(env, gateways[req.gateway].handle(req))
+            if req is None:
+                req = self.make_request()
+            else:
+                if more is None:
+                    more = []
+                more.append(self.make_request())
+        if req is not None:
+            handlers = self._handlers
+            Task(env, handlers[req.gateway](req))
+            if more is not None:
+                for req in more:
+                    Task(env, handlers[req.gateway](req))
 
     def _client(self, c: int):
         env, world = self.world.env, self.world
@@ -129,6 +164,28 @@ class Workload:
             think = ns(max(self.think.sample(think_rng), 0.0))
             if think > 0:
                 yield env.timeout(think)
+
+
+_DRAW = object()
+"""Marks a request attribute drawn per request (see ``Workload.__init__``)."""
+
+
+def _fixed(mix: Mix, values: Optional[dict] = None, convert=None):
+    """The value a mix always gives without drawing (mapped through ``values`` and
+    ``convert`` as make_request does), or _DRAW."""
+    if not mix._only:
+        return _DRAW
+    v = mix._only[0]
+    if values is not None:
+        v = values[v]
+    return v if convert is None else convert(v)
+
+
+def _tokens(dist):
+    """A constant token count (``max(1, round(value))``), or _DRAW for a distribution."""
+    if isinstance(dist, Constant):
+        return max(1, round(dist.value))
+    return _DRAW
 
 
 class _mapped:
