@@ -40,7 +40,7 @@ class Task:
         self._generator = generator
         self._value: Any = PENDING
         self._target: Optional[Event] = None
-        self._resume_cb = self._resume
+        self._resume_cb = self._step  # resumed with the event it waited for
         queue = env._queue
         if queue and queue[0][0] == env._now and queue[0][1] == URGENT:
             # An urgent event is due now: start after it, where Initialize would.
@@ -79,13 +79,10 @@ class Task:
         if self._value is not PENDING:
             return
         self._target.callbacks.remove(self._resume_cb)
-        self._resume(event)
+        self._step(event)
 
     def _start(self, event: Event) -> None:
         self._step(None)
-
-    def _resume(self, event: Event) -> None:
-        self._step(event)
 
     def _step(self, event: Optional[Event]) -> None:
         env = self.env
