@@ -1,15 +1,21 @@
 """Columnar recording: rows appended as tuples, converted to columns in bulk per chunk.
 
 Each finished request (attempt, sample, event) appends one tuple, its values in schema
-order, to its table's current chunk, a plain list: one list append, no per-cell work.  When
-the chunk holds ``chunk_rows`` rows (4096: small enough to stay in the CPU caches), the *next*
-append converts it column-wise in one go (one C loop turns the tuples into a 2-D object
-array; numeric columns are cast with numpy, None becoming NaN; strings are factorised with
-pandas) into a :class:`Chunk`, which the table then either
+order, to its table's current chunk, a plain list: one list append, no per-cell work.  Values
+go in raw, as the simulation has them: times as integer nanoseconds (column kind ``"t"``),
+and whatever is derived from a row (the requests table's latency, privacy name, ...) is
+computed per chunk by the table's ``objects`` function (see ``Recorder`` in
+:mod:`fedsim.world.simulation`).  When the chunk holds ``chunk_rows`` rows (4096: small
+enough to stay in the CPU caches), the *next* append converts it column-wise in one go (one
+C loop turns the tuples into a 2-D object array; numeric columns are cast with numpy, None
+becoming NaN, nanoseconds divided into seconds; strings are factorised with pandas) into a
+:class:`Chunk`, which the table then either
 
 * keeps (numeric columns as numpy arrays, strings as int32 codes into the chunk's values),
-  ``frame()`` joining the chunks into the pandas DataFrame at the end of the run (string
-  categories in order of first appearance over the whole table, as before); or
+  ``frame()`` joining the chunks into the pandas DataFrame at the end of the run: a string
+  column's categories are all chunks' values in a row when those are distinct (an id per
+  request: no second hashing pass over cold strings), else those values factorised once, in
+  order of first appearance over the whole table either way; or
 * hands to a *sink* (streamed mode: :class:`ParquetSink` writes a parquet row group every
   ``ROW_GROUP_ROWS`` rows), keeping nothing, so memory does not grow with the run.
 
@@ -48,7 +54,9 @@ NAN = float("nan")
 CHUNK_ROWS = 4_096        # rows converted at a time (small: stays in the CPU caches)
 ROW_GROUP_ROWS = 65_536   # streamed: rows written at a time (one parquet row group)
 
-_ARROW = {"f": pa.float64(), "i": pa.int64(), "b": pa.bool_(), "s": pa.string()}
+_ARROW = {"f": pa.float64(), "t": pa.float64(), "i": pa.int64(), "b": pa.bool_(),
+          "s": pa.string()}
+_DTYPE = {"f": np.float64, "t": np.float64, "i": np.int64, "b": bool}
 _DICT = pa.dictionary(pa.int32(), pa.string())
 
 
@@ -77,7 +85,7 @@ def _no_interrupt() -> Iterator[None]:
                 signal.raise_signal(signal.SIGINT)  # now handled as it would have been
 
 
-def _to_objects(rows: list) -> np.ndarray:
+def to_object_array(rows: list) -> np.ndarray:
     """Row tuples as a 2-D object array (pandas' C loop; numpy's generic one if absent)."""
     if _rows_to_objects is not None:
         return _rows_to_objects(rows)
@@ -111,7 +119,12 @@ class Chunk:
 
     @classmethod
     def from_rows(cls, rows: list, schema: dict[str, str]) -> "Chunk":
-        obj = _to_objects(rows)
+        """Convert value tuples (in schema order)."""
+        return cls.from_objects(to_object_array(rows), schema)
+
+    @classmethod
+    def from_objects(cls, obj: np.ndarray, schema: dict[str, str]) -> "Chunk":
+        """Convert a 2-D object array, one row per table row, columns in schema order."""
         if obj.ndim != 2 or obj.shape[1] != len(schema):
             raise ValueError(f"rows must have {len(schema)} values (the schema's columns)")
         cols = {}
@@ -122,11 +135,13 @@ class Chunk:
                 cols[name] = (codes.astype(np.int32), values)
             elif kind == "f":
                 cols[name] = c.astype(np.float64)  # None -> NaN
+            elif kind == "t":  # int ns -> s, each exactly as t / 1e9; None -> NaN
+                cols[name] = c.astype(np.float64) / 1e9
             elif kind == "i":
                 cols[name] = c.astype(np.int64)    # None -> TypeError
             else:
                 cols[name] = c.astype(bool)
-        return cls(len(rows), cols, schema)
+        return cls(len(obj), cols, schema)
 
     def arrow(self) -> list:
         """pyarrow arrays in schema order (strings dictionary-encoded)."""
@@ -149,13 +164,20 @@ class Chunk:
 class Table:
     """An append-only table with a fixed schema.
 
-    ``schema`` maps column name to kind: ``"f"`` float64, ``"i"`` int64, ``"b"`` bool,
-    ``"s"`` string (categorical).  Missing floats are NaN; missing strings are None.
+    ``schema`` maps column name to kind: ``"f"`` float64, ``"t"`` a time as integer
+    nanoseconds recorded as float64 seconds, ``"i"`` int64, ``"b"`` bool, ``"s"`` string
+    (categorical).  Missing floats and times are NaN; missing strings are None.
     ``sink(chunk)``, when given, receives each converted :class:`Chunk` and the table keeps
-    nothing of it.  ``len(table)`` is the number of rows appended."""
+    nothing of it.  ``len(table)`` is the number of rows appended.
+
+    ``objects(rows)``, when given, turns a chunk's rows (what was appended: raw values)
+    into the 2-D object array of the column values in schema order, so that values derived
+    from a row are computed per chunk, column-wise, instead of per row by the caller.  The
+    cells of such a table cannot be ``set`` (a raw value is not a column value)."""
 
     def __init__(self, schema: dict[str, str], chunk_rows: int = CHUNK_ROWS,
-                 sink: Optional[Callable[[Chunk], None]] = None) -> None:
+                 sink: Optional[Callable[[Chunk], None]] = None,
+                 objects: Optional[Callable[[list], np.ndarray]] = None) -> None:
         for name, kind in schema.items():
             if kind not in _ARROW:
                 raise ValueError(f"unknown column kind {kind!r} for {name}")
@@ -166,13 +188,12 @@ class Table:
         self._kinds = [schema[n] for n in self._order]
         self.chunk_rows = int(chunk_rows)
         self._sink = sink
+        self._objects = objects
         self._listeners: list[Callable[[Chunk], None]] = []
         self._rows: list[tuple] = []   # the current chunk: row tuples in schema order
         self._base = 0                 # table row index of self._rows[0]
-        self._chunks: list[dict] = []  # kept mode: converted chunks, name -> column
+        self._chunks: list[dict] = []  # kept mode: the converted chunks' columns
         self._starts: list[int] = []   # first row of each kept chunk
-        # kept mode: string values -> table-wide codes, in order of first appearance
-        self._cats: dict[str, dict] = {n: {} for n, k in schema.items() if k == "s"}
 
     def __len__(self) -> int:
         return self._base + len(self._rows)
@@ -186,16 +207,22 @@ class Table:
         self._listeners.append(callback)
 
     def append(self, *values) -> None:
-        """One row, values in schema order.  Converts the previous chunk first if it is full
-        (so the row appended last stays settable until the next append)."""
+        """One row, values in schema order (see :meth:`add`)."""
+        self.add(values)
+
+    def add(self, row) -> int:
+        """One row, a tuple of values in schema order (raw values for ``objects``); returns
+        its row index.  Converts the previous chunk first if it is full (so the row appended
+        last stays settable until the next append)."""
         rows = self._rows
         if len(rows) < self.chunk_rows:
-            rows.append(values)
-            return
+            rows.append(row)
+            return self._base + len(rows) - 1
         try:
             self.flush()
         finally:  # a Ctrl-C held during the flush is raised after it: keep the row
-            self._rows.append(values)
+            self._rows.append(row)
+        return self._base
 
     def set(self, row: int, name: str, value: Any) -> None:
         """Overwrite one cell (e.g. an attempt's backoff, known only afterwards).
@@ -206,6 +233,8 @@ class Table:
         i = row - self._base
         j = self._order.index(name)
         if 0 <= i < len(self._rows):
+            if self._objects is not None:
+                raise TypeError("this table derives its columns per chunk: cells cannot be set")
             r = self._rows[i]
             self._rows[i] = r[:j] + (value,) + r[j + 1:]
             return
@@ -225,31 +254,21 @@ class Table:
         if not rows:
             return
         with _no_interrupt():
-            chunk = Chunk.from_rows(rows, self.schema)
+            chunk = self._convert(rows)
             for cb in self._listeners:
                 cb(chunk)
             if self._sink is not None:
                 self._sink(chunk)
             else:
-                self._chunks.append(self._keep(chunk))
+                self._chunks.append(chunk.columns)
                 self._starts.append(self._base)
             self._base += len(rows)
             self._rows = []
 
-    def _keep(self, chunk: Chunk) -> dict:
-        """A chunk's columns with strings as table-wide codes (int32, -1 for missing)."""
-        out = {}
-        for name, kind in zip(self._order, self._kinds):
-            c = chunk.columns[name]
-            if kind == "s":
-                codes, values = c
-                cat = self._cats[name]
-                setdefault = cat.setdefault
-                mapping = np.array([setdefault(v, len(cat)) for v in values] + [-1], np.int32)
-                out[name] = mapping[codes]  # -1 (missing) picks the appended -1
-            else:
-                out[name] = c
-        return out
+    def _convert(self, rows: list) -> Chunk:
+        if self._objects is None:
+            return Chunk.from_rows(rows, self.schema)
+        return Chunk.from_objects(self._objects(rows), self.schema)
 
     # ------------------------------------------------------------------ reading
     def frame(self) -> pd.DataFrame:
@@ -259,17 +278,34 @@ class Table:
         Kept mode: every row.  Streamed mode: only the rows not yet written."""
         parts = list(self._chunks)
         if self._rows:
-            parts.append(self._keep(Chunk.from_rows(list(self._rows), self.schema)))
+            parts.append(self._convert(list(self._rows)).columns)
         data = {}
         for name, kind in zip(self._order, self._kinds):
             cols = [p[name] for p in parts]
             if kind == "s":
-                codes = np.concatenate(cols) if cols else np.empty(0, np.int32)
-                data[name] = pd.Categorical.from_codes(codes, categories=list(self._cats[name]))
+                data[name] = _categorical(cols)
             else:
-                dtype = {"f": np.float64, "i": np.int64, "b": bool}[kind]
-                data[name] = np.concatenate(cols) if cols else np.empty(0, dtype)
+                data[name] = np.concatenate(cols) if cols else np.empty(0, _DTYPE[kind])
         return pd.DataFrame(data, columns=self._order)
+
+
+def _categorical(chunks: list) -> pd.Categorical:
+    """One string column from its chunks' (codes, values).  All chunks' values in a row are
+    the categories when they are distinct (e.g. an id per row: no hashing beyond pandas'
+    own check); otherwise they are factorised once, which keeps the order of first
+    appearance over the table (a value first seen in chunk k is in no earlier chunk)."""
+    values = np.concatenate([v for _, v in chunks]) if chunks else np.empty(0, object)
+    offset, parts = 0, []
+    for c, v in chunks:
+        parts.append(np.where(c >= 0, c + offset, -1))
+        offset += len(v)
+    codes = np.concatenate(parts) if parts else np.empty(0, np.int32)
+    categories = pd.Index(values)
+    if not categories.is_unique:
+        table_codes, values = pd.factorize(values)
+        codes = np.append(table_codes, -1)[codes]  # -1 (missing) picks the appended -1
+        categories = pd.Index(values)
+    return pd.Categorical.from_codes(codes.astype(np.int32), categories=categories)
 
 
 def chunk_frame(chunk: Chunk) -> pd.DataFrame:

@@ -6,6 +6,8 @@ import os
 import time
 from typing import Callable, Optional, Union
 
+import numpy as np
+import pandas as pd
 import simpy
 
 from ..federation import FederationError
@@ -14,7 +16,7 @@ from .faults import Fault
 from .gateway import GatewayReplica
 from .network import Network
 from .node import Node
-from .recorder import CHUNK_ROWS, ParquetSink, Table
+from .recorder import CHUNK_ROWS, ParquetSink, Table, to_object_array
 from .request import SimRequest
 from .result import Result, RunStats, StreamInfo
 from .scenario import GatewaySpec, Scenario
@@ -23,53 +25,73 @@ from .distributions import make_distribution
 from .workload import Workload
 
 REQUESTS = {
-    "request": "i", "id": "s", "workload": "s", "arrival": "f", "capability": "s", "tenant": "s",
+    "request": "i", "id": "s", "workload": "s", "arrival": "t", "capability": "s", "tenant": "s",
     "origin_region": "s", "privacy": "s", "cost_tolerance": "i", "gateway": "s", "status": "s",
-    "error": "s", "latency": "f", "ttft": "f", "attempts": "i", "node": "s", "region": "s",
-    "queue_wait": "f", "service": "f", "network": "f", "input_tokens": "i", "output_tokens": "i",
+    "error": "s", "latency": "t", "ttft": "t", "attempts": "i", "node": "s", "region": "s",
+    "queue_wait": "t", "service": "t", "network": "t", "input_tokens": "i", "output_tokens": "i",
 }
 ATTEMPTS = {
     "request": "i", "attempt": "i", "gateway": "s", "kind": "s", "node": "s", "error": "s",
-    "detail": "s", "start": "f", "end": "f", "backoff": "f",
+    "detail": "s", "start": "t", "end": "t", "backoff": "f",
 }
 TIMESERIES = {
     "time": "f", "node": "s", "gateway": "s", "queue_depth": "i", "in_flight": "i",
     "busy_gpus": "i", "gpu_utilization": "f", "up": "b", "health": "s", "circuit": "s",
     "latency_estimate": "f",
 }
-EVENTS = {"time": "f", "category": "s", "source": "s", "subject": "s", "old": "s", "new": "s"}
+EVENTS = {"time": "t", "category": "s", "source": "s", "subject": "s", "old": "s", "new": "s"}
+
+_COL = {name: j for j, name in enumerate(REQUESTS)}
+# the serving attempt's columns: recorded for successful requests only
+_SERVED = [_COL[c] for c in ("ttft", "node", "region", "queue_wait", "service", "network")]
 
 
-def _s(t_ns: Optional[int]) -> Optional[float]:
-    return None if t_ns is None else t_ns / 1e9
-
-
-_PRIVACY: dict = {}  # privacy level -> its recorded name (name.lower(), computed once)
+def _request_objects(rows: list) -> np.ndarray:
+    """The requests rows as appended by :meth:`Recorder.request`, with what is derived
+    from them computed column-wise, per chunk: latency (from the end time), privacy
+    names, and no serving-attempt values for requests that did not succeed."""
+    obj = to_object_array(rows)
+    arrival, end = obj[:, _COL["arrival"]], obj[:, _COL["latency"]]
+    done = end != None  # noqa: E711 (elementwise)
+    if done.all():
+        obj[:, _COL["latency"]] = end - arrival  # exact integer ns
+    else:
+        obj[done, _COL["latency"]] = end[done] - arrival[done]
+    codes, levels = pd.factorize(obj[:, _COL["privacy"]])
+    obj[:, _COL["privacy"]] = np.array([p.name.lower() for p in levels], dtype=object)[codes]
+    failed = np.flatnonzero(obj[:, _COL["status"]] != "success")
+    if len(failed):
+        obj[failed[:, None], _SERVED] = None
+    return obj
 
 
 class Recorder:
     """The four tables of a run; with a ``sink`` (:class:`ParquetSink`) streamed to parquet
-    as they fill, tagged with ``seed`` when the sink writes a seed column."""
+    as they fill, tagged with ``seed`` when the sink writes a seed column.
+
+    Times arrive as integer nanoseconds and are converted to seconds per chunk (column kind
+    ``"t"``), like everything derived from a row (:func:`_request_objects`): the hot path
+    only gathers raw values into a tuple."""
 
     def __init__(self, sink: Optional[ParquetSink] = None, seed: Optional[int] = None,
                  chunk_rows: int = CHUNK_ROWS) -> None:
         self.sink = sink
         self._writers = []
 
-        def table(name: str, schema: dict) -> Table:
+        def table(name: str, schema: dict, objects=None) -> Table:
             if sink is None:
-                return Table(schema, chunk_rows)
+                return Table(schema, chunk_rows, objects=objects)
             writer = sink.table(name, schema, seed)
             self._writers.append(writer)
-            return Table(schema, chunk_rows, writer)
+            return Table(schema, chunk_rows, writer, objects)
 
-        self.requests = table("requests", REQUESTS)
+        self.requests = table("requests", REQUESTS, _request_objects)
         self.attempts = table("attempts", ATTEMPTS)
         self.timeseries = table("timeseries", TIMESERIES)
         self.events = table("events", EVENTS)
-        self._attempt_append = self.attempts.append
-        self._event_append = self.events.append
-        self._request_append = self.requests.append
+        self._attempt_add = self.attempts.add
+        self._event_add = self.events.add
+        self._request_add = self.requests.add
 
     def flush(self) -> None:
         """Convert what the tables hold; streamed: write it all out."""
@@ -84,33 +106,24 @@ class Recorder:
 
     def attempt(self, req: SimRequest, attempt: int, kind: str, node, error, detail,
                 start: int, end: int) -> int:
-        self._attempt_append(req.index, attempt, req.gateway, kind, node, error, detail,
-                             start / 1e9, end / 1e9, 0.0)
-        return len(self.attempts) - 1
+        """Record an attempt (times in ns); returns its row (for ``attempts.set``)."""
+        return self._attempt_add((req.index, attempt, req.gateway, kind, node, error, detail,
+                                  start, end, 0.0))
 
     def event(self, t: int, category: str, source: str, subject: str, old: str, new: str) -> None:
-        self._event_append(t / 1e9, category, source, subject, old, new)
+        self._event_add((t, category, source, subject, old, new))
 
     def request(self, req: SimRequest, status: str, error: Optional[str], end: Optional[int]) -> None:
+        """Record a request that is done with (``end`` in ns; None: still in flight).  The
+        row holds raw values (``latency`` the end time, ``privacy`` the level): see
+        :func:`_request_objects`."""
         r = req.request
         qos = r.qos
-        privacy = _PRIVACY.get(qos.privacy)
-        if privacy is None:
-            privacy = _PRIVACY[qos.privacy] = qos.privacy.name.lower()
-        arrival = req.arrival
-        if status == "success":
-            self._request_append(
-                req.index, r.request_id, req.workload, arrival / 1e9, r.capability.key,
-                r.tenant_id, req.origin, privacy, qos.cost_tolerance, req.gateway, status, error,
-                None if end is None else (end - arrival) / 1e9, _s(req.ttft), req.attempts,
-                req.node, req.region, _s(req.queue_wait), _s(req.service), _s(req.network),
-                req.input_tokens, req.output_tokens)
-        else:
-            self._request_append(
-                req.index, r.request_id, req.workload, arrival / 1e9, r.capability.key,
-                r.tenant_id, req.origin, privacy, qos.cost_tolerance, req.gateway, status, error,
-                None if end is None else (end - arrival) / 1e9, None, req.attempts,
-                None, None, None, None, None, req.input_tokens, req.output_tokens)
+        self._request_add((
+            req.index, r.request_id, req.workload, req.arrival, r.capability.key, r.tenant_id,
+            req.origin, qos.privacy, qos.cost_tolerance, req.gateway, status, error, end,
+            req.ttft, req.attempts, req.node, req.region, req.queue_wait, req.service,
+            req.network, req.input_tokens, req.output_tokens))
 
 
 class World:
@@ -177,7 +190,7 @@ class World:
 
     def finish(self, req: SimRequest, status: str, error: Optional[FederationError]) -> None:
         self.in_flight.pop(req.index, None)
-        self.recorder.request(req, status, None if error is None else error.variant, self.env.now)
+        self.recorder.request(req, status, None if error is None else error.variant, self.env._now)
 
     # -------------------------------------------------------------- sampling
     def _sampler(self):

@@ -234,3 +234,106 @@ def test_parquet_sink_seed_column_and_empty_tables(tmp_path):
     assert read_table(tmp_path / "t.parquet", seed=6)["a"].tolist() == [0, 1, 2]
     empty = read_table(tmp_path / "empty.parquet")
     assert list(empty.columns) == ["seed", "a", "s"] and len(empty) == 0
+
+
+# --------------------------------------------------------------- raw values, derived per chunk
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 2, 4096])
+def test_time_kind_is_integer_ns_as_seconds_exactly(chunk_rows):
+    """``"t"``: integer nanoseconds in, float64 seconds out, each bit for bit ``t / 1e9``
+    (None: NaN), however large; other columns as before."""
+    ns = [0, 1, 999_999_999, 1_000_000_001, -5, 123_456_789_012_345, 2**53 + 1, 2**62 + 7,
+          None, 7]
+    t = Table({"t": "t", "s": "s"}, chunk_rows=chunk_rows)
+    for k, v in enumerate(ns):
+        t.append(v, f"x{k % 3}")
+    got = t.frame()["t"].to_numpy()
+    want = np.array([np.nan if v is None else v / 1e9 for v in ns])
+    assert got.dtype == np.float64
+    assert got.tobytes() == want.tobytes()
+    assert Table({"t": "t"}).frame()["t"].dtype == np.float64  # empty
+
+
+def test_objects_derives_columns_per_chunk_and_its_cells_cannot_be_set():
+    def objects(rows):  # raw (start, end) -> (duration, label)
+        obj = recorder_mod.to_object_array(rows)
+        return np.stack([obj[:, 1] - obj[:, 0], np.where(obj[:, 1] > 10, "late", "early")],
+                        axis=1)
+
+    seen = []
+    t = Table({"duration": "t", "label": "s"}, chunk_rows=2, objects=objects)
+    t.listen(lambda c: seen.append(c.numeric("duration").tolist()))
+    for start, end in [(0, 5), (3, 12), (4, 20)]:
+        t.add((start, end))
+    f = t.frame()
+    assert f["duration"].tolist() == [5e-9, 9e-9, 16e-9]
+    assert f["label"].tolist() == ["early", "late", "late"]
+    assert seen == [[5e-9, 9e-9]]
+    with pytest.raises(TypeError, match="cannot be set"):
+        t.set(2, "duration", 1.0)
+
+
+def test_add_returns_the_row_index_across_chunk_boundaries():
+    t = Table({"a": "i"}, chunk_rows=2)
+    assert [t.add((k,)) for k in range(5)] == [0, 1, 2, 3, 4]
+    assert len(t) == 5
+
+
+@pytest.mark.parametrize("values", [
+    ["a", "b", "c", "a", "b", "c", None, "d"],   # distinct in each chunk, repeated across
+    [f"id-{k}" for k in range(8)],               # distinct over the table (ids)
+    [None] * 8,                                  # no value at all
+    ["b", None, "b", "a", "a", "c", "b", None],  # repeated within chunks
+])
+@pytest.mark.parametrize("chunk_rows", [1, 3, 8])
+def test_categories_in_order_of_first_appearance_whatever_the_repetitions(values, chunk_rows):
+    new, old = Table({"s": "s"}, chunk_rows=chunk_rows), CellTable({"s": "s"})
+    for v in values:
+        new.append(v)
+        old.append(v)
+    a, b = new.frame(), old.frame()
+    assert_same(a, b)
+    assert a["s"].cat.categories.dtype == b["s"].cat.categories.dtype
+    empty_new, empty_old = Table({"s": "s"}).frame(), CellTable({"s": "s"}).frame()
+    assert_same(empty_new, empty_old)
+    assert empty_new["s"].cat.categories.dtype == empty_old["s"].cat.categories.dtype
+
+
+def test_recorded_requests_derive_latency_privacy_and_blank_failed_serving_values():
+    """Recorder.request appends raw values; the requests columns computed from them per
+    chunk are those the per-row recorder wrote: latency (end - arrival) / 1e9 (NaN in
+    flight), the privacy level's lower-case name, and no serving node, region or timings
+    for a request that did not succeed (even if an attempt set them)."""
+    from fedsim.federation import Capability, InferenceRequest
+    from fedsim.federation.types import PrivacyLevel, QoSRequirements
+    from fedsim.world.request import SimRequest
+    from fedsim.world.simulation import Recorder
+
+    def req(i, privacy):
+        r = SimRequest(i, i, 1_000_000_007 * i, "w", "gw", InferenceRequest(
+            Capability.GENERATE, b"", QoSRequirements(privacy=privacy, cost_tolerance=7),
+            f"w-{i}", "t", None), "r", 10, 20)
+        r.attempts, r.node, r.region = 1, "n1", "r"
+        r.queue_wait, r.service, r.network, r.ttft = 3, 5_000_000_001, 7, 11
+        return r
+
+    rec = Recorder(chunk_rows=2)
+    rec.request(req(0, PrivacyLevel.PUBLIC), "success", None, 4_000_000_000)
+    rec.request(req(1, PrivacyLevel.RESTRICTED), "failed", "NodeUnreachable", 3_000_000_000)
+    rec.request(req(2, PrivacyLevel.PUBLIC), "in_flight", None, None)
+    f = rec.requests.frame()
+    assert f["latency"].tolist()[:2] == [4.0, (3_000_000_000 - 1_000_000_007) / 1e9]
+    assert np.isnan(f["latency"].iloc[2])
+    assert f["arrival"].tolist() == [0.0, 1.000000007, 2.000000014]
+    assert f["privacy"].tolist() == ["public", "restricted", "public"]
+    assert list(f["privacy"].cat.categories) == ["public", "restricted"]
+    assert f["capability"].tolist() == ["generate"] * 3
+    assert f["node"].iloc[0] == "n1" and f["node"].isna().tolist() == [False, True, True]
+    assert f["service"].tolist()[0] == 5.000000001 and f["service"].isna().tolist() == [
+        False, True, True]
+    assert f["ttft"].tolist()[0] == 11e-9 and f["ttft"].isna().tolist() == [False, True, True]
+    assert f["error"].iloc[1] == "NodeUnreachable" and f["error"].isna().sum() == 2
+    assert f["cost_tolerance"].tolist() == [7] * 3
+    with pytest.raises(TypeError):
+        rec.requests.set(2, "latency", 1.0)
