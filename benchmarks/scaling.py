@@ -85,7 +85,7 @@ class CellTable:
         self._cols: dict[str, array] = {}
         self._cats: dict[str, dict] = {}
         for name, kind in schema.items():
-            self._cols[name] = array({"f": "d", "i": "q", "b": "b", "s": "i"}[kind])
+            self._cols[name] = array({"f": "d", "t": "d", "i": "q", "b": "b", "s": "i"}[kind])
             if kind == "s":
                 self._cats[name] = {}
         self._order = list(schema)
@@ -112,7 +112,7 @@ class CellTable:
             if kind == "s":
                 codes = np.frombuffer(buf, dtype=np.int32).copy()
                 data[name] = pd.Categorical.from_codes(codes, categories=list(self._cats[name]))
-            elif kind == "f":
+            elif kind in ("f", "t"):
                 data[name] = np.frombuffer(buf, dtype=np.float64).copy()
             elif kind == "i":
                 data[name] = np.frombuffer(buf, dtype=np.int64).copy()
@@ -122,19 +122,26 @@ class CellTable:
 
 
 def _fill(table, rows: int, nodes: int = 16) -> float:
-    """Append ``rows`` request-like rows as the world does (fresh floats and ids per row,
-    repeated strings); returns the thread CPU seconds of the appends."""
+    """Append ``rows`` request-like rows as the world does (fresh numbers and ids per row,
+    repeated strings); returns the thread CPU seconds of the appends.  Times are what each
+    recorder takes: float seconds for the per-cell one, integer ns for :class:`Table`'s
+    time columns (kind ``"t"``)."""
     node_ids = [f"gpu-{k}" for k in range(nodes)]
     append = table.append
+    scale = 1_000_000_000 if isinstance(table, Table) else 1
+
+    def t(seconds: float):
+        return round(seconds * scale) if scale != 1 else seconds
+
     t0 = time.thread_time()
     for i in range(rows):
         ok = i % 50 != 0
-        append(i, f"workload-{i}", "workload", i * 0.00625, "generate", "default", "r",
+        append(i, f"workload-{i}", "workload", t(i * 0.00625), "generate", "default", "r",
                "internal", 50, "gw-r", "success" if ok else "failed",
-               None if ok else "NodeUnreachable", 0.05 + (i % 97) * 1e-3 if ok else 0.2,
+               None if ok else "NodeUnreachable", t(0.05 + (i % 97) * 1e-3) if ok else t(0.2),
                None, 1 if ok else 4, node_ids[i % nodes] if ok else None, "r" if ok else None,
-               (i % 13) * 1e-3 if ok else None, 0.05 if ok else None, 0.0 if ok else None,
-               256, 128)
+               t((i % 13) * 1e-3) if ok else None, t(0.05) if ok else None,
+               t(0.0) if ok else None, 256, 128)
     return time.thread_time() - t0
 
 
