@@ -24,11 +24,17 @@ How it stays exact
 * **Health changes** reach the index through :attr:`HealthChecker.listeners`: a change of a
   node's registration, status, p50 or throughput appends the node to a change log.  Each
   class remembers how far into the log it is current and rescores the (distinct) logged
-  nodes when it is next used, replacing their candidates with new objects (candidates
+  nodes when it is next used, replacing their candidates with other objects (candidates
   already handed out are never mutated).  Deviation from "rescore every class on the next
   route": classes catch up lazily, so a class that is not used costs nothing and a node
   that changed several times is rescored once; a class lagging by more log entries than
   it has deployments is dropped when the log is trimmed and rebuilt on its next use.
+* **Candidate cache.**  Within a class, a candidate is fully determined by its position
+  (node, region, endpoint) and its node's status, p50 and throughput, and those values
+  recur (a node's p50 moves among a few dozen whole milliseconds), so each class keeps
+  the candidate (with its ranking entry) it built for each (position, status, p50,
+  throughput) and hands that same object out again when they recur: equal values,
+  without building three dataclasses and scoring.
 * **Score memo** (built-in policies only, :func:`.policy.reads_only_standard_fields`): they
   read nothing of a candidate but what the router derives from (region, status, p50,
   throughput), so each class remembers the (eligibility, score) its policy gave for those
@@ -53,8 +59,8 @@ How it stays exact
   does.  The strategy receives the same candidates in the same order as on the full path;
   ``Router.route`` returns a copy of the chosen target.
 * **Bounds.**  At most ``_MAX_CLASSES`` classes per capability (least recently used
-  dropped beyond), score memos cleared at ``_MEMO_SIZE`` entries, the change log trimmed
-  past ``_LOG_TRIM`` entries.
+  dropped beyond), score memos cleared at ``_MEMO_SIZE`` entries, candidate caches at
+  ``_CACHE_SIZE``, the change log trimmed past ``_LOG_TRIM`` entries.
 
 Fallbacks to the full path (decided before any side effect, so the full path then behaves
 exactly as it always did):
@@ -76,7 +82,7 @@ here before the breaker side effects rather than after them (the index stays con
 from __future__ import annotations
 
 import math
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from typing import TYPE_CHECKING, AbstractSet, Hashable, Optional
 
 from .circuit import HALF_OPEN, OPEN
@@ -108,20 +114,28 @@ _MAX_CLASSES = 256
 """Most request classes kept per capability; beyond, the least recently used are dropped."""
 _MEMO_SIZE = 4096
 """Clear a class's score memo when it holds this many entries."""
+_CACHE_SIZE = 4096
+"""Clear a class's candidate cache when it holds this many entries (in the benchmark world
+a node's p50 takes about 90 distinct values over a run)."""
 _INELIGIBLE = object()
 
 
 class _Class:
     """Candidates of one capability for one request class."""
 
-    __slots__ = ("cands", "ranked", "present", "nan", "cursor", "memo", "used")
+    __slots__ = ("slots", "ranked", "order", "present", "nan", "cursor", "memo", "cache",
+                 "used")
 
     def __init__(self, cursor: int) -> None:
-        self.cands: list[Optional[RouteCandidate]] = []
-        """Per position: the candidate, or None when the node is Unhealthy."""
+        self.slots: list[Optional[tuple]] = []
+        """Per position: None when the node is Unhealthy, else ``(candidate, entry, nan)``:
+        ``entry`` is its ``ranked`` entry (None when ineligible or NaN), ``nan`` whether it
+        is eligible with a NaN total."""
         self.ranked: list[tuple[float, int, RouteCandidate]] = []
         """(-total, position, candidate) of the eligible candidates with a non-NaN total,
         sorted: the full path's ranking order."""
+        self.order: list[RouteCandidate] = []
+        """The candidates of ``ranked``, in the same order (a pool is a slice of it)."""
         self.present = 0
         """Positions with a candidate (eligible or not)."""
         self.nan = 0
@@ -133,6 +147,9 @@ class _Class:
         self.memo: Optional[dict] = None
         """(region, health score, p50, throughput) -> score or _INELIGIBLE (built-in
         policies only)."""
+        self.cache: dict[tuple, tuple] = {}
+        """(position, health score, p50, throughput) -> slot built earlier for those values
+        (they determine the candidate: see ``CandidateIndex._slot``)."""
 
 
 class _Cap:
@@ -215,6 +232,9 @@ class CandidateIndex:
     def _reset(self) -> None:
         """Forget every capability (rebuilt lazily) and re-read policy support."""
         self.caps: dict[Capability, _Cap] = {}
+        self.last_capability: Optional[Capability] = None
+        self.last_cap: Optional[_Cap] = None
+        """The capability last routed and its ``_Cap``."""
         self.log.clear()
         self.catalog_version = self.catalog.version
         self.policy_epoch = EPOCH[0]
@@ -331,83 +351,151 @@ class CandidateIndex:
             memo[mk] = s
         return c
 
+    def _slot(self, cls: _Class, pos: int, dep: tuple[NodeId, str, str],
+              request: InferenceRequest, origin: Optional[str]) -> Optional[tuple]:
+        """The slot for the deployment at ``pos`` as its node is now (see ``_Class.slots``).
+
+        A candidate is fully determined by its position (node, region, endpoint), the
+        node's status, p50 and throughput, and the class (request key, origin), so a slot
+        built earlier for the same values is reused: the same values, without rebuilding
+        and rescoring.  (The health score stands for the status: a distinct number per
+        status that has a candidate; an unregistered node is scored as an Unknown one.)"""
+        h = self._peek(dep[0])
+        if h is None:
+            key = (pos, 0.3, DEFAULT_HEALTH_FOR_UNKNOWN_P50, 0)
+        else:
+            status = h.status
+            if status is _HEALTHY:
+                key = (pos, 1.0, h.latency_p50, h.throughput)
+            elif status is _DEGRADED:
+                key = (pos, 0.5, h.latency_p50, h.throughput)
+            elif status is _UNKNOWN:
+                key = (pos, 0.3, h.latency_p50, h.throughput)
+            else:
+                return None  # Unhealthy
+        cache = cls.cache
+        slot = cache.get(key)
+        if slot is not None:
+            return slot
+        c = self._candidate(dep[0], dep[1], dep[2], request, origin, cls.memo)
+        if c.eligible:
+            t = c.scores.total
+            slot = (c, None, True) if t != t else (c, (-t, pos, c), False)
+        else:
+            slot = (c, None, False)
+        if len(cache) >= _CACHE_SIZE:
+            cache.clear()
+        cache[key] = slot
+        return slot
+
     def _materialise(self, cap: _Cap, key: Hashable, request: InferenceRequest,
                      origin: Optional[str]) -> _Class:
         cls = _Class(len(self.log))
         if self.memoise:
             cls.memo = {}
-        memo = cls.memo
-        make = self._candidate
-        cands = cls.cands
+        slots = cls.slots
+        slots.extend([None] * len(cap.deps))
+        make = self._slot
         ranked = cls.ranked
-        for pos, (node, region, endpoint) in enumerate(cap.deps):
-            c = make(node, region, endpoint, request, origin, memo)
-            cands.append(c)
-            if c is None:
+        for pos, dep in enumerate(cap.deps):
+            slot = slots[pos] = make(cls, pos, dep, request, origin)
+            if slot is None:
                 continue
             cls.present += 1
-            if c.eligible:
-                t = c.scores.total
-                if t != t:
-                    cls.nan += 1
-                else:
-                    ranked.append((-t, pos, c))
+            if slot[1] is not None:
+                ranked.append(slot[1])
+            elif slot[2]:
+                cls.nan += 1
         ranked.sort()
+        cls.order = [e[2] for e in ranked]
         cap.classes[key] = cls
         self.materialised += 1
         return cls
 
     def _catch_up(self, cap: _Cap, cls: _Class, request: InferenceRequest,
                   origin: Optional[str]) -> None:
-        """Rescore the nodes logged since this class was last current: each of their
-        deployments gets a new candidate, moved to its new place in the ranking."""
+        """Bring the slots of the nodes logged since this class was last current up to
+        date, moving their ranking entries (hot path: a Healthy node, one deployment, a
+        cached slot, both old and new entry ranked)."""
         log = self.log
         start = cls.cursor
         end = len(log)
+        nodes = (log[start],) if end - start == 1 else dict.fromkeys(log[start:end])
         node_pos = cap.node_pos
-        if end - start == 1:
-            positions = node_pos.get(log[start], ())
-        else:
-            positions = [p for node in dict.fromkeys(log[start:end]) for p in node_pos.get(node, ())]
-        deps = cap.deps
-        cands = cls.cands
+        slots = cls.slots
         ranked = cls.ranked
-        make = self._candidate
-        memo = cls.memo
-        for pos in positions:
-            old = cands[pos]
-            node, region, endpoint = deps[pos]
-            new = cands[pos] = make(node, region, endpoint, request, origin, memo)
-            i = -1  # the old candidate's index in ranked, if it is there
-            if old is not None:
-                cls.present -= 1
-                if old.eligible:
-                    t = old.scores.total
-                    if t != t:
-                        cls.nan -= 1
-                    else:
-                        i = bisect_left(ranked, (-t, pos))
-            if new is not None:
-                cls.present += 1
-                if new.eligible:
-                    t = new.scores.total
-                    if t != t:
-                        cls.nan += 1
-                    else:
-                        key = (-t, pos)
-                        if i >= 0 and (i == 0 or ranked[i - 1] < key) and (
-                                i + 1 == len(ranked) or key < ranked[i + 1]):
-                            ranked[i] = (-t, pos, new)  # still in order here: no shifting
-                            continue
-                        if i >= 0:
-                            del ranked[i]
-                        insort(ranked, (-t, pos, new))
-                        continue
-            if i >= 0:
-                del ranked[i]
+        order = cls.order
+        peek = self._peek
+        cached = cls.cache.get
+        for node in nodes:
+            positions = node_pos.get(node)
+            if positions is None:
+                continue
+            h = peek(node)
+            healthy = h is not None and h.status is _HEALTHY
+            for pos in positions:
+                new = None
+                if healthy:
+                    new = cached((pos, 1.0, h.latency_p50, h.throughput))
+                if new is None:
+                    new = self._slot(cls, pos, cap.deps[pos], request, origin)
+                old = slots[pos]
+                if new is old:
+                    continue
+                slots[pos] = new
+                if old is None or new is None or old[1] is None or new[1] is None:
+                    self._replace(cls, pos, old, new)
+                    continue
+                oe = old[1]
+                ne = new[1]
+                i = bisect_left(ranked, oe)
+                if ne[0] == oe[0]:  # the same key (do not compare the candidates)
+                    j = i
+                else:
+                    j = bisect_left(ranked, ne)
+                if j == i or j == i + 1:  # still in order at i
+                    ranked[i] = ne
+                    order[i] = new[0]
+                elif j < i:
+                    del ranked[i]
+                    del order[i]
+                    ranked.insert(j, ne)
+                    order.insert(j, new[0])
+                else:
+                    ranked.insert(j, ne)
+                    order.insert(j, new[0])
+                    del ranked[i]
+                    del order[i]
         # Only now: if a policy raised above, the next use redoes the whole backlog (a
-        # position already redone is simply redone again).
+        # position already redone finds its slot unchanged).
         cls.cursor = end
+
+    @staticmethod
+    def _replace(cls: _Class, pos: int, old: Optional[tuple], new: Optional[tuple]) -> None:
+        """Replace slot ``old`` by ``new`` (already stored) in the counts and the ranking,
+        when either has no ranking entry."""
+        ranked = cls.ranked
+        i = -1  # the old entry's index in ranked, if it is there
+        if old is None:
+            cls.present += 1
+        else:
+            if old[1] is not None:
+                i = bisect_left(ranked, old[1])
+            elif old[2]:
+                cls.nan -= 1
+            if new is None:
+                cls.present -= 1
+        if i >= 0:
+            del ranked[i]
+            del cls.order[i]
+        if new is not None:
+            ne = new[1]
+            if ne is not None:
+                j = bisect_left(ranked, ne)
+                ranked.insert(j, ne)
+                cls.order.insert(j, new[0])
+            elif new[2]:
+                cls.nan += 1
 
     def _evict(self, cap: _Cap) -> None:
         """Drop the least recently used quarter of the capability's classes (a policy keyed
@@ -425,7 +513,7 @@ class CandidateIndex:
         end = len(log)
         low = end
         for cap in self.caps.values():
-            stale = [k for k, c in cap.classes.items() if end - c.cursor > max(len(c.cands), 64)]
+            stale = [k for k, c in cap.classes.items() if end - c.cursor > max(len(c.slots), 64)]
             for k in stale:
                 del cap.classes[k]
             for c in cap.classes.values():
@@ -441,15 +529,20 @@ class CandidateIndex:
              exclude: Optional[AbstractSet[str]] = None) -> Optional[list[RouteCandidate]]:
         """The full path's pool for ``request`` (possibly empty), NoCapacity when there is
         no candidate at all, or None when the full path must answer instead."""
-        if (self.catalog_version != self.catalog.version or self.policy_epoch != EPOCH[0]):
+        if self.catalog_version != self.catalog.version or self.policy_epoch != EPOCH[0]:
             self._reset()
         if not self.usable:
             self.fallbacks += 1
             return None
         capability = request.capability
-        cap = self.caps.get(capability)
-        if cap is None:
-            cap = self._cap(capability)
+        if capability is self.last_capability:  # (Capability hashes in Python)
+            cap = self.last_cap
+        else:
+            cap = self.caps.get(capability)
+            if cap is None:
+                cap = self._cap(capability)
+            self.last_capability = capability
+            self.last_cap = cap
         key = self.key_fn(request)
         origin = None
         if self.locality_from_origin:
@@ -462,52 +555,34 @@ class CandidateIndex:
             cls = self._materialise(cap, key, request, origin)
         elif cls.cursor != len(self.log):
             self._catch_up(cap, cls, request, origin)
-        cls.used = self.hits
+        cls.used = hits = self.hits
         if cls.nan:
             self.fallbacks += 1
             return None
-        self.hits += 1
+        self.hits = hits + 1
+        config = self.router.config
+        if not self.asked and not exclude and cls.present:
+            # The common case: a prefix of the ranking.
+            ranked = cls.ranked
+            limit = config.max_candidates
+            n = len(ranked) if len(ranked) < limit else limit
+            if n > 0 and ranked[n - 1][0] <= -config.min_score:
+                return cls.order[:n]
+        return self._pool(capability, cap, cls, config, exclude)
 
-        # Breaker: ask every deployment whose circuit may be open, in order (Closed and,
-        # without single-probe, HalfOpen circuits answer False with no side effect), unless
-        # none of them can change before the earliest reset time.
-        open_pos: Optional[AbstractSet[int]] = None
-        if self.asked:
-            if cap.nc_version != self.nc_version:
-                asked = self.asked
-                positions = [(p, n) for n in asked for p in cap.node_pos.get(n, ())]
-                positions.sort()
-                cap.nc_positions = positions
-                cap.nc_open = frozenset(p for p, n in positions if asked[n] is OPEN)
-                cap.nc_all_open = len(cap.nc_open) == len(positions)
-                cap.nc_version = self.nc_version
-            if cap.nc_positions:
-                base = self.open_base
-                if base is None:
-                    base = self._open_base()
-                breaker = self.breaker
-                if cap.nc_all_open and breaker.clock.now_ns() < base + breaker.config.reset_timeout:
-                    open_pos = cap.nc_open
-                    self.breaker_skips += 1
-                else:
-                    is_open = breaker.is_open
-                    for pos, node in cap.nc_positions:
-                        if is_open(node):
-                            if open_pos is None:
-                                open_pos = set()
-                            open_pos.add(pos)
-                    self.open_base = None
-
+    def _pool(self, capability: Capability, cap: _Cap, cls: _Class, config,
+              exclude: Optional[AbstractSet[str]]) -> list[RouteCandidate]:
+        """``pool`` in the other cases: circuits to ask, nodes to exclude, no candidate,
+        or a pool that is not the first ``max_candidates`` of the ranking."""
+        open_pos = self._open_positions(cap) if self.asked else None
         present = cls.present
         if open_pos is not None:
-            cands = cls.cands
+            slots = cls.slots
             for pos in open_pos:
-                if cands[pos] is not None:
+                if slots[pos] is not None:
                     present -= 1
-        if present == 0:
+        if not present:
             raise NoCapacity(capability)
-
-        config = self.router.config
         limit = config.max_candidates
         if limit <= 0:
             return []
@@ -517,7 +592,7 @@ class CandidateIndex:
             out = []
             skipped = False
             for neg, pos, c in ranked:
-                if neg > neg_min:
+                if not neg <= neg_min:  # (NaN min_score: nothing, as Router.pool)
                     break
                 if open_pos is not None and pos in open_pos:
                     continue
@@ -529,19 +604,45 @@ class CandidateIndex:
                     break
             if out or not skipped:
                 return out
-        if open_pos is None:
-            # The common case: a prefix of the ranking.
-            head = ranked[:limit]
-            if head and head[-1][0] <= neg_min:
-                return [e[2] for e in head]
-            return [e[2] for e in head if e[0] <= neg_min]
         out = []
         for neg, pos, c in ranked:
-            if neg > neg_min:
+            if not neg <= neg_min:
                 break
-            if pos in open_pos:
+            if open_pos is not None and pos in open_pos:
                 continue
             out.append(c)
             if len(out) == limit:
                 break
         return out
+
+    def _open_positions(self, cap: _Cap) -> Optional[AbstractSet[int]]:
+        """Positions whose circuit is open, asking every deployment whose circuit may be
+        open, in order (Closed and, without single-probe, HalfOpen circuits answer False
+        with no side effect), unless none of them can change before the earliest reset
+        time; None when there is none."""
+        if cap.nc_version != self.nc_version:
+            asked = self.asked
+            positions = [(p, n) for n in asked for p in cap.node_pos.get(n, ())]
+            positions.sort()
+            cap.nc_positions = positions
+            cap.nc_open = frozenset(p for p, n in positions if asked[n] is OPEN)
+            cap.nc_all_open = len(cap.nc_open) == len(positions)
+            cap.nc_version = self.nc_version
+        if not cap.nc_positions:
+            return None
+        base = self.open_base
+        if base is None:
+            base = self._open_base()
+        breaker = self.breaker
+        if cap.nc_all_open and breaker.clock.now_ns() < base + breaker.config.reset_timeout:
+            self.breaker_skips += 1
+            return cap.nc_open
+        open_pos = None
+        is_open = breaker.is_open
+        for pos, node in cap.nc_positions:
+            if is_open(node):
+                if open_pos is None:
+                    open_pos = set()
+                open_pos.add(pos)
+        self.open_base = None
+        return open_pos

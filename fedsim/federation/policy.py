@@ -83,7 +83,10 @@ def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest]
     recursively) has no ``request_key``.
 
     It is a cheaper stand-in for ``policy.request_key``: members whose key is constant are
-    left out, and the privacy key is read by an ``attrgetter``."""
+    left out, the privacy key is read by an ``attrgetter``, the cost key by a plain
+    function for the policy's ``cost_bands`` setting (its ``fixes`` are frozen, and assigning
+    them bumps :data:`EPOCH`), and the composite of those two (the enterprise default's
+    key) by one function."""
     if type(policy) is CompositePolicy:
         fns = []
         for p in policy.policies:
@@ -98,6 +101,8 @@ def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest]
             return fns[0]
         if len(fns) == 2:
             f, g = fns
+            if f is _privacy_key and (g is _cost_key or g is _cost_band_key):
+                return _privacy_cost_key if g is _cost_key else _privacy_cost_band_key
             return lambda request: (f(request), g(request))
         if len(fns) == 3:
             f, g, h = fns
@@ -112,6 +117,8 @@ def request_key_function(policy: object) -> Optional[Callable[[InferenceRequest]
         return _constant_key
     if cls is PrivacyPolicy:
         return _privacy_key
+    if cls is CostPolicy:
+        return _cost_band_key if policy.fixes.cost_bands else _cost_key
     return key
 
 
@@ -415,6 +422,30 @@ class CompositePolicy(_Tracked):
 
 
 _privacy_key = attrgetter("qos.privacy")
+
+
+def _cost_key(request: InferenceRequest) -> Hashable:
+    """``CostPolicy.request_key`` without ``cost_bands``."""
+    return request.qos.cost_tolerance / 100.0 > 0.5
+
+
+def _cost_band_key(request: InferenceRequest) -> Hashable:
+    """``CostPolicy.request_key`` under ``cost_bands``."""
+    tol = request.qos.cost_tolerance
+    return 0 if tol <= 30 else 1 if tol <= 50 else 2 if tol <= 70 else 3
+
+
+def _privacy_cost_key(request: InferenceRequest) -> Hashable:
+    """(privacy key, cost key) in one call: the enterprise default's key."""
+    q = request.qos
+    return (q.privacy, q.cost_tolerance / 100.0 > 0.5)
+
+
+def _privacy_cost_band_key(request: InferenceRequest) -> Hashable:
+    """(privacy key, cost band key) in one call."""
+    q = request.qos
+    tol = q.cost_tolerance
+    return (q.privacy, 0 if tol <= 30 else 1 if tol <= 50 else 2 if tol <= 70 else 3)
 
 
 # --------------------------------------------------------------------------- registry

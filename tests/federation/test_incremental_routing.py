@@ -14,7 +14,7 @@
    with varied privacy, cost tolerance, origin and exclude sets, some followed by what the
    gateway does (take the breaker permit, then report success or failure, or hold it),
    under every registered strategy (seeded) and several router and breaker configs, with
-   the index's log trim and class cap sometimes made tiny.  After every step the route
+   the index's log trim, class cap and candidate cache sometimes made tiny.  After every step the route
    results (target values or error type and message), the recorded health and breaker
    transitions in order, every breaker record (probe permits included), every health
    record and counters, and the router RNG state must be identical.  Per example: the
@@ -298,9 +298,10 @@ PREAMBLE = [("b_fail", "n0", 5), ("route", 0, 1, 50, None, None, None), ("advanc
 
 
 def _run(world: dict, ops: list) -> None:
-    old = index_mod._LOG_TRIM, index_mod._MAX_CLASSES
+    old = index_mod._LOG_TRIM, index_mod._MAX_CLASSES, index_mod._CACHE_SIZE
     if world["trim"] is not None:
         index_mod._LOG_TRIM = world["trim"]
+        index_mod._CACHE_SIZE = world["trim"] // 2  # cleared often (1: on every insertion)
     if world["max_classes"] is not None:
         index_mod._MAX_CLASSES = world["max_classes"]
     try:
@@ -342,7 +343,7 @@ def _run(world: dict, ops: list) -> None:
         # the preamble opened n0's circuit and routed past its reset timeout
         assert any(e[:4] == ("c", "n0", CircuitState.CLOSED, CircuitState.OPEN) for e in inc.events)
     finally:
-        index_mod._LOG_TRIM, index_mod._MAX_CLASSES = old
+        index_mod._LOG_TRIM, index_mod._MAX_CLASSES, index_mod._CACHE_SIZE = old
 
 
 def _differential(fix_name: str, n: int):
