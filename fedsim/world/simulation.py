@@ -8,10 +8,10 @@ from typing import Callable, Optional, Union
 
 import numpy as np
 import pandas as pd
-import simpy
 
 from ..federation import FederationError
 from .clock import ns
+from .environment import Environment
 from .faults import Fault
 from .gateway import GatewayReplica
 from .network import Network
@@ -138,7 +138,7 @@ class World:
 
         self.scenario = scenario
         self.seed = scenario.seed if seed is None else seed
-        self.env = simpy.Environment()
+        self.env = Environment()
         self.streams = Streams(self.seed)
         self._own_sink = stream_to is not None and not isinstance(stream_to, ParquetSink)
         sink = ParquetSink(stream_to) if self._own_sink else stream_to

@@ -15,9 +15,9 @@ import simpy
 from fedsim.world.task import Task
 
 
-def program(seed: int, use_task: bool) -> list[tuple]:
+def program(seed: int, use_task: bool, env_cls=simpy.Environment) -> list[tuple]:
     rng = random.Random(seed)
-    env = simpy.Environment()
+    env = env_cls()
     trace: list[tuple] = []
     gate = simpy.Resource(env, capacity=2)
     leaves: list = []
