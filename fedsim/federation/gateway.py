@@ -63,7 +63,9 @@ class GatewayConfig:
 class AttemptEvent:
     """One attempt of one request, for observers (``FederationGateway.on_attempt``).
 
-    ``kind``: ``route_error`` | ``circuit_open`` | ``success`` | ``failure``."""
+    ``kind``: ``route_error`` | ``circuit_open`` | ``success`` | ``failure``.
+    ``context`` is the ``context`` given to :meth:`FederationGateway.infer_with` (a driver's
+    per-request state; None through ``infer`` / ``infer_steps``)."""
 
     request: InferenceRequest
     attempt: int
@@ -72,6 +74,7 @@ class AttemptEvent:
     start: int
     end: int
     error: Optional[FederationError] = None
+    context: Any = None
 
 
 AttemptRunner = Callable[..., Generator[Any, Any, Outcome]]
@@ -195,7 +198,8 @@ class FederationGateway:
         :meth:`infer_steps` passes runners that yield :class:`Execute` / :class:`Sleep`
         steps; a driver that lives in a generator world (the SimPy world) passes its own,
         so an attempt costs no step object and no round trip through the driver.
-        ``context`` is handed to the runners as is (the driver's per-request state).
+        ``context`` is handed to the runners and observers (:attr:`AttemptEvent.context`)
+        as is: the driver's per-request state.
         Returns the response or raises the last error."""
         stats = self._stats
         stats.total_requests += 1
@@ -219,7 +223,8 @@ class FederationGateway:
                 last_error = err
                 if observe is not None:
                     t = now_ns()
-                    observe(AttemptEvent(request, attempt, "route_error", None, t, t, err))
+                    observe(AttemptEvent(request, attempt, "route_error", None, t, t, err,
+                                         context))
                 continue
             node = target.node_id
             if not allow_request(node):
@@ -227,7 +232,8 @@ class FederationGateway:
                 tried.append(node)
                 if observe is not None:
                     t = now_ns()
-                    observe(AttemptEvent(request, attempt, "circuit_open", node, t, t, last_error))
+                    observe(AttemptEvent(request, attempt, "circuit_open", node, t, t, last_error,
+                                         context))
                 continue
             start = now_ns()
             health.request_started(node)
@@ -246,7 +252,8 @@ class FederationGateway:
                 if response.tokens is not None:
                     stats.total_tokens += response.tokens
                 if observe is not None:
-                    observe(AttemptEvent(request, attempt, "success", node, start, now))
+                    observe(AttemptEvent(request, attempt, "success", node, start, now, None,
+                                         context))
                 for m in middlewares:
                     m.after_infer(request, response)
                 return response
@@ -258,7 +265,7 @@ class FederationGateway:
             last_error = error
             tried.append(node)
             if observe is not None:
-                observe(AttemptEvent(request, attempt, "failure", node, start, now, error))
+                observe(AttemptEvent(request, attempt, "failure", node, start, now, error, context))
             if attempt < max_retries:
                 yield from sleep(context, self.backoff(attempt))
         stats.failed_requests += 1

@@ -41,6 +41,7 @@ from ..federation.types import Capability
 from .clock import SimClock, ns
 from .node import ERROR_FAULT, QUEUE_FULL, Node
 from .scenario import policy_params
+from .task import Task
 
 if TYPE_CHECKING:  # pragma: no cover
     from .simulation import World
@@ -117,7 +118,6 @@ class GatewayReplica:
             t, "health", self.name, str(n), a.debug_name, b.debug_name)
         self.breaker.on_transition = lambda n, a, b, t: rec.event(
             t, "circuit", self.name, str(n), a.debug_name, b.debug_name)
-        self._current: Optional[object] = None
         # hot-path caches: nodes, base one-way delays (static), keyed-uniform functions
         self._nodes = world.nodes
         self._net = net = world.network
@@ -132,15 +132,32 @@ class GatewayReplica:
             self.env.process(self._probe_loop())
 
     # ------------------------------------------------------------------ requests
+    def start(self, req) -> None:
+        """Start one request through the retry loop as a :class:`Task` nobody waits for
+        (open-loop arrivals; the same contract as a Task: the caller's last action before
+        it yields).  The request is recorded when the loop ends (:meth:`_exit`)."""
+        Task(self.env, self._infer(req.request, self._attempt, self._backoff, req),
+             self._exit, req)
+
     def handle(self, req):
-        """Process: one request through the retry loop; records it when done."""
-        self._current = req
+        """Process: one request through the retry loop; records it when done (for
+        closed-loop clients, which wait for it)."""
         try:
             yield from self._infer(req.request, self._attempt, self._backoff, req)
         except FederationError as err:
-            self.world.finish(req, "failed", err)
+            self._exit(req, None, err)
         else:
+            self._exit(req, None, None)
+
+    def _exit(self, req, value, error: Optional[BaseException]) -> None:
+        """The retry loop of ``req`` ended: with its response (``error`` None) or raising
+        ``error``; a FederationError fails the request, anything else is a bug: re-raised."""
+        if error is None:
             self.world.finish(req, "success", None)
+        elif isinstance(error, FederationError):
+            self.world.finish(req, "failed", error)
+        else:
+            raise error
 
     def _backoff(self, req, duration: int):
         """Backoff runner of the retry loop: simulated sleep, noted on the attempt row."""
@@ -148,10 +165,9 @@ class GatewayReplica:
             if req.last_attempt_row >= 0:
                 self.world.recorder.attempts.set(req.last_attempt_row, "backoff", duration / 1e9)
             yield self.env.timeout(duration)
-        self._current = req
 
     def _on_attempt(self, ev) -> None:
-        req = self._current
+        req = ev.context
         req.attempts += 1
         err = ev.error
         detail = req.fail_reason if ev.kind == "failure" else None
@@ -169,7 +185,6 @@ class GatewayReplica:
         proc = self.env.process(self._attempt(req, target, None, attempt, None, False))
         timer = self.env.timeout(timeout)
         yield proc | timer
-        self._current = req
         if not proc.triggered:
             req.fail_reason = "timeout"
             return Failure(Timeout(timeout), timeout)
@@ -204,7 +219,6 @@ class GatewayReplica:
             outcome = Failure(NodeUnreachable(node_id), env._now - start)
             if settle:
                 req.fail_reason = "partitioned"
-                self._current = req
                 return outcome
             return outcome, "partitioned"
         out, back = self._hops[node_id]
@@ -228,7 +242,6 @@ class GatewayReplica:
             outcome = Failure(_NODE_ERRORS[reason](node_id), elapsed)
             if settle:
                 req.fail_reason = reason
-                self._current = req
                 return outcome
             return outcome, reason
         if ttft is not None:
@@ -242,7 +255,6 @@ class GatewayReplica:
             req.network = out + back
             if ttft is not None:
                 req.ttft = ttft
-            self._current = req
             return outcome
         return outcome, (node_id, node.region, wait, service, out + back, ttft)
 

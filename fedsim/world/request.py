@@ -13,7 +13,7 @@ class SimRequest:
 
     __slots__ = ("index", "key", "arrival", "workload", "gateway", "request", "origin",
                  "input_tokens", "output_tokens", "attempts", "node", "region", "queue_wait",
-                 "service", "network", "ttft", "attempt_start", "last_attempt_row", "fail_reason")
+                 "service", "network", "ttft", "last_attempt_row", "fail_reason")
 
     def __init__(self, index: int, key: int, arrival: int, workload: str, gateway: str,
                  request: InferenceRequest, origin: str, input_tokens: int,
@@ -34,7 +34,6 @@ class SimRequest:
         self.service: Optional[int] = None
         self.network: Optional[int] = None
         self.ttft: Optional[int] = None
-        self.attempt_start = 0
         self.last_attempt_row = -1
         self.fail_reason: Optional[str] = None
 

@@ -11,6 +11,10 @@ order exactly as a ``Process`` would have it:
   exactly like ``Initialize``;
 * nobody can wait for a Task, so its end schedules nothing (the ``Process`` event it
   replaces had no callbacks: dropping a no-op event leaves the order of all others as is);
+  an ``on_exit(context, value, error)`` callback, if given, is called at once instead with
+  the generator's return value, or the exception it raised (then not propagated: the
+  callback decides), which spares a wrapping generator whose only job is to catch and
+  record;
 * :meth:`interrupt` schedules the same urgent interruption a ``Process`` would get.
 
 The contract that makes this exact: create a Task as the *last* thing its creator does
@@ -22,7 +26,7 @@ waits on (open-loop requests); closed-loop clients wait for their request and ke
 
 from __future__ import annotations
 
-from typing import Any, Generator, Optional
+from typing import Any, Callable, Generator, Optional
 
 import simpy
 from simpy.events import PENDING, URGENT, Event
@@ -33,11 +37,15 @@ _Interrupt = simpy.Interrupt
 class Task:
     """Drive ``generator`` as a process nobody waits on (see the module docstring)."""
 
-    __slots__ = ("env", "_generator", "_target", "_value", "_resume_cb")
+    __slots__ = ("env", "_generator", "_target", "_value", "_resume_cb", "_on_exit", "_context")
 
-    def __init__(self, env: simpy.Environment, generator: Generator[Event, Any, Any]) -> None:
+    def __init__(self, env: simpy.Environment, generator: Generator[Event, Any, Any],
+                 on_exit: Optional[Callable[[Any, Any, Optional[Exception]], None]] = None,
+                 context: Any = None) -> None:
         self.env = env
         self._generator = generator
+        self._on_exit = on_exit
+        self._context = context
         self._value: Any = PENDING
         self._target: Optional[Event] = None
         self._resume_cb = self._step  # resumed with the event it waited for
@@ -102,10 +110,12 @@ class Task:
                         exc.__cause__ = event._value
                         event = gen.throw(exc)
                 except StopIteration as stop:
-                    self._value = stop.value
-                    # Break the Task <-> bound-method cycle so reference counting frees the
-                    # request at once (otherwise millions of requests wait for the cyclic GC).
-                    self._target = self._generator = self._resume_cb = None
+                    self._finish(stop.value, None)
+                    return
+                except Exception as exc:
+                    if self._on_exit is None:
+                        raise
+                    self._finish(None, exc)
                     return
                 callbacks = event.callbacks
                 if callbacks is not None:
@@ -115,6 +125,16 @@ class Task:
                 # an already processed event: continue at once, as Process does
         finally:
             env._active_proc = previous
+
+    def _finish(self, value: Any, error: Optional[Exception]) -> None:
+        self._value = value
+        # Break the Task <-> bound-method cycle so reference counting frees the request at
+        # once (otherwise millions of requests wait for the cyclic GC).
+        self._target = self._generator = self._resume_cb = None
+        on_exit, context = self._on_exit, self._context
+        if on_exit is not None:
+            self._on_exit = self._context = None
+            on_exit(context, value, error)
 
     def __repr__(self) -> str:
         return f"Task({getattr(self._generator, '__name__', '?')})"

@@ -13,7 +13,6 @@ from .arrivals import Mix, make_arrival, make_mix
 from .clock import ns
 from .distributions import Constant, make_distribution
 from .request import SimRequest
-from .task import Task
 from .scenario import WorkloadSpec, _privacy
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -123,7 +122,7 @@ class Workload:
         self._times = iter(self.arrival.times(rng, 0.0, world.scenario.duration))
         self._env = world.env
         self._arrive_cb = self._arrive  # bound once (one per arrival otherwise)
-        self._handlers = {name: gw.handle for name, gw in world.gateways.items()}
+        self._starts = {name: gw.start for name, gw in world.gateways.items()}
         self._arrive(None)
         return
         yield  # a generator, for env.process
@@ -131,8 +130,8 @@ class Workload:
     def _arrive(self, wake) -> None:
         """At an arrival instant (``wake`` is its timeout; None at the start): make the
         request(s) due now, schedule the next arrival, then start the due requests as
-        :class:`Task` s (after the next arrival's timeout, where ``env.process`` would have
-        put their start).  Hot path: one request per instant is the common case."""
+        :class:`Task` s (``GatewayReplica.start``: after the next arrival's timeout, where
+        ``env.process`` would have put their start).  Hot path: one request per instant is the common case."""
         env = self._env
         req = None if wake is None else self.make_request()
         more = None
@@ -148,11 +147,11 @@ class Workload:
                     more = []
                 more.append(self.make_request())
         if req is not None:
-            handlers = self._handlers
-            Task(env, handlers[req.gateway](req))
+            starts = self._starts
+            starts[req.gateway](req)
             if more is not None:
                 for req in more:
-                    Task(env, handlers[req.gateway](req))
+                    starts[req.gateway](req)
 
     def _client(self, c: int):
         env, world = self.world.env, self.world

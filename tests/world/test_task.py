@@ -126,6 +126,43 @@ def test_task_exceptions_propagate():
         env.run()
 
 
+def test_on_exit_gets_the_return_value_or_the_exception_at_the_end():
+    env = simpy.Environment()
+    exits = []
+
+    def ok():
+        yield env.timeout(2)
+        return "answer"
+
+    def failing():
+        yield env.timeout(3)
+        raise ValueError("boom")
+
+    def on_exit(context, value, error):
+        exits.append((env.now, context, value, None if error is None else repr(error)))
+
+    a = Task(env, ok(), on_exit, "a")
+    b = Task(env, failing(), on_exit, "b")
+    env.run()  # the ValueError went to on_exit, not out of the run
+    assert exits == [(2, "a", "answer", None), (3, "b", None, "ValueError('boom')")]
+    assert not a.is_alive and not b.is_alive
+
+
+def test_on_exit_may_reraise():
+    env = simpy.Environment()
+
+    def failing():
+        yield env.timeout(1)
+        raise KeyError("bug")
+
+    def on_exit(context, value, error):
+        raise error
+
+    Task(env, failing(), on_exit)
+    with pytest.raises(KeyError, match="bug"):
+        env.run()
+
+
 def test_finished_requests_leave_no_cyclic_garbage():
     """Requests must be freed by reference counting as they finish: a cycle per request
     would let a 10-million-request run hold gigabytes until the cyclic GC gets round to it."""
