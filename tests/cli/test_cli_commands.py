@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import fedsim
 
 BASE = """\
 name: clitest
@@ -80,13 +81,6 @@ workloads: [{arrival: {kind: poisson, rate: 1}}]
 """
 
 TABLES = ("requests", "attempts", "timeseries", "events")
-
-
-def fedsim(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "fedsim.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
 
 
 @pytest.fixture(scope="module")

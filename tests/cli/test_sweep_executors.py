@@ -9,6 +9,7 @@ package, failing tasks, and Ctrl-C."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import operator
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from cli_run import fedsim
 
 from fedsim.executors import (EXECUTORS, ExecutorError, SweepExecutor, make_executor,
                               register_executor)
@@ -84,11 +86,7 @@ sweep:
 """
 
 
-def fedsim(*args: str, cwd: Path, timeout: float = 180) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "fedsim.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=timeout)
-    assert "Traceback" not in proc.stderr, proc.stderr
-    return proc
+fedsim = functools.partial(fedsim, timeout=180)  # sweeps on a cluster take longer
 
 
 @pytest.fixture(scope="module")
