@@ -131,6 +131,9 @@ class CircuitBreaker:
     def allow_request(self, node_id: str) -> bool:
         """The gateway's pre-dispatch check: ``not is_open(node)``, and under
         ``half_open_single_probe`` it also takes the HalfOpen probe permit."""
+        rec = self._records.get(node_id)
+        if rec is None or rec.state is CLOSED:  # is_open's answer, inline: False, no side effect
+            return True
         if self.is_open(node_id):
             return False
         if self.fixes.half_open_single_probe:

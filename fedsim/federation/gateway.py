@@ -153,6 +153,9 @@ class FederationGateway:
         self.fixes = fixes if fixes is not None else self.router.fixes
         self.middlewares: list[GatewayMiddleware] = []
         self.on_attempt: Optional[Callable[[AttemptEvent], None]] = None
+        self.share_targets = False
+        """The attempt runners treat targets as read-only, so the retry loop may hand them
+        the router's shared target (``Router.route_shared``) instead of a copy."""
         self._stats = GatewayStats()
         self._latency_sum_ms = 0
         self._rng = random.Random(self.config.seed)
@@ -207,18 +210,22 @@ class FederationGateway:
         for m in middlewares:
             m.before_route(request)
         router, health, breaker, clock = self.router, self.health_checker, self.circuit_breaker, self.clock
-        route, allow_request, now_ns = router.route, breaker.allow_request, clock.now_ns
+        route = router.route_shared if self.share_targets else router.route
+        allow_request, now_ns = breaker.allow_request, clock.now_ns
         load = router.load
+        # request_started / request_finished count in-flight requests only under
+        # real_health_metrics and are no-ops otherwise: skip the calls then
+        in_flight = health.fixes.real_health_metrics
         fixes = self.fixes
         excludes = fixes.retry_excludes_tried
         observe = self.on_attempt
         max_retries = self.config.max_retries
         timeout = self.config.inference_timeout if fixes.inference_timeout else None
         last_error: Optional[FederationError] = None
-        tried: list[NodeId] = []
+        tried: Optional[list[NodeId]] = None  # made on the first failure
         for attempt in range(max_retries + 1):
             try:
-                target = route(request, set(tried) if excludes else None)
+                target = route(request, set(tried or ()) if excludes else None)
             except FederationError as err:
                 last_error = err
                 if observe is not None:
@@ -229,6 +236,8 @@ class FederationGateway:
             node = target.node_id
             if not allow_request(node):
                 last_error = CircuitOpen(node)
+                if tried is None:
+                    tried = []
                 tried.append(node)
                 if observe is not None:
                     t = now_ns()
@@ -236,13 +245,15 @@ class FederationGateway:
                                          context))
                 continue
             start = now_ns()
-            health.request_started(node)
+            if in_flight:
+                health.request_started(node)
             load.started(node)
             outcome = yield from execute(context, target, request, attempt, timeout)
             now = now_ns()
             latency = now - start
             load.finished(node, latency, now)
-            health.request_finished(node)
+            if in_flight:
+                health.request_finished(node)
             if type(outcome) is Success:
                 response = outcome.response
                 health.report_success(node, latency, response.tokens)
@@ -263,6 +274,8 @@ class FederationGateway:
             for m in middlewares:
                 m.on_error(request, error)
             last_error = error
+            if tried is None:
+                tried = []
             tried.append(node)
             if observe is not None:
                 observe(AttemptEvent(request, attempt, "failure", node, start, now, error, context))

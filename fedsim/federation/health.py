@@ -221,7 +221,8 @@ class HealthChecker:
     # ------------------------------------------------------------------ gateway observations
     def request_started(self, node_id: str) -> None:
         """The gateway dispatched a request to ``node_id`` (queue depth under
-        ``real_health_metrics``; a no-op otherwise)."""
+        ``real_health_metrics``; a no-op otherwise, so the gateway's retry loop calls this
+        and :meth:`request_finished` only under that fix)."""
         if not self.fixes.real_health_metrics:
             return
         st = self._nodes.get(node_id)

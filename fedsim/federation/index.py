@@ -239,6 +239,10 @@ class CandidateIndex:
         self.catalog_version = self.catalog.version
         self.policy_epoch = EPOCH[0]
         self._peek = self.health.peek
+        # The health checker's live records, for catch-up without a peek() call per node:
+        # peek only does more (ageing throughput) under real_health_metrics, when the
+        # index is not used.
+        self._states = self.health._nodes
         self.key_fn = request_key_function(self.policy)
         self.memoise = reads_only_standard_fields(self.policy)
         self.usable = (self.key_fn is not None
@@ -416,22 +420,22 @@ class CandidateIndex:
                   origin: Optional[str]) -> None:
         """Bring the slots of the nodes logged since this class was last current up to
         date, moving their ranking entries (hot path: a Healthy node, one deployment, a
-        cached slot, both old and new entry ranked)."""
+        cached slot, both old and new entry ranked).  A node logged twice is simply redone:
+        the second time finds its slot current."""
         log = self.log
-        start = cls.cursor
         end = len(log)
-        nodes = (log[start],) if end - start == 1 else dict.fromkeys(log[start:end])
         node_pos = cap.node_pos
         slots = cls.slots
         ranked = cls.ranked
         order = cls.order
-        peek = self._peek
+        states = self._states
         cached = cls.cache.get
-        for node in nodes:
+        for node in log[cls.cursor:end]:
             positions = node_pos.get(node)
             if positions is None:
                 continue
-            h = peek(node)
+            st = states.get(node)  # HealthChecker.peek, inline (see _reset)
+            h = None if st is None else st.health
             healthy = h is not None and h.status is _HEALTHY
             for pos in positions:
                 new = None

@@ -20,13 +20,17 @@ _exp = math.exp
 class LoadTracker:
     """Per-node outstanding counts and peak-EWMA latency, as one gateway observes them."""
 
-    __slots__ = ("outstanding", "_ewma_ms", "_stamp", "decay_ns")
+    __slots__ = ("outstanding", "_ewma_ms", "_stamp", "decay_ns", "latency")
 
-    def __init__(self, decay: int = seconds(10)) -> None:
+    def __init__(self, decay: int = seconds(10), latency: bool = True) -> None:
         self.outstanding: dict[NodeId, int] = {}
         self._ewma_ms: dict[NodeId, float] = {}
         self._stamp: dict[NodeId, int] = {}
         self.decay_ns = decay
+        self.latency = latency
+        """Whether :meth:`finished` feeds the latency EWMA.  A router that builds its own
+        tracker turns it on only for a strategy that reads it (``Strategy.reads_latency``):
+        the EWMA then starts from that strategy's first request, as a new tracker's would."""
 
     def started(self, node_id: str) -> None:
         self.outstanding[node_id] = self.outstanding.get(node_id, 0) + 1
@@ -36,7 +40,8 @@ class LoadTracker:
         n = outstanding.get(node_id, 0)
         if n > 0:
             outstanding[node_id] = n - 1
-        self.observe(node_id, latency_ns, now_ns)
+        if self.latency:
+            self.observe(node_id, latency_ns, now_ns)
 
     def observe(self, node_id: str, latency_ns: int, now_ns: int) -> None:
         """Peak EWMA (as in Finagle/Linkerd): jump up to a slower sample at once, decay

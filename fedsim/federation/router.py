@@ -114,7 +114,9 @@ class Router:
             # A simulated clock brings its own epoch reading, so runs stay reproducible.
             epoch_ns = getattr(self.clock, "epoch_ns", None) or wall_epoch_ns
         self.epoch_ns: EpochSource = epoch_ns
-        self.load = load if load is not None else LoadTracker()
+        # An own tracker keeps the latency EWMA only for a strategy that reads it (set with
+        # the strategy, below); a tracker passed in is used as it is.
+        self.load = load if load is not None else LoadTracker(latency=False)
         self.rng = random.Random(self.config.seed)
         self.strategy: Strategy = make_strategy(self.config.strategy)
         self.routes_full = 0
@@ -127,6 +129,8 @@ class Router:
         object.__setattr__(self, name, value)
         if name in Router._INDEX_INPUTS:
             self.drop_index()
+        elif name == "strategy" and getattr(value, "reads_latency", True):
+            self.load.latency = True
 
     def drop_index(self) -> None:
         """Forget the candidate index (it is rebuilt lazily on the next route)."""
@@ -246,6 +250,15 @@ class Router:
 
         Answered by the candidate index unless ``config.incremental`` is False or the
         index cannot guarantee the full path's answer (see :mod:`.index`)."""
+        t = self.route_shared(request, exclude)
+        # A copy: the index's targets are shared by later requests.
+        return RouteTarget(t.node_id, t.region_id, t.endpoint, t.estimated_latency, t.score)
+
+    def route_shared(self, request: InferenceRequest,
+                     exclude: Optional[AbstractSet[str]] = None) -> RouteTarget:
+        """:meth:`route` without the copy: the target may be the candidate index's own,
+        shared with later requests, so the caller must not change it (the gateway's retry
+        loop uses this when its runners promise that, ``FederationGateway.share_targets``)."""
         if self.config.incremental:
             index = self._index
             if index is None or index.router is not self:  # (a copied router builds its own)
@@ -255,10 +268,7 @@ class Router:
             if pool is not None:
                 if not pool:
                     raise AllNodesUnhealthy(request.capability)
-                t = self.strategy.select(pool, request, self).target
-                # A copy: the index's candidates are shared by later requests.
-                return RouteTarget(t.node_id, t.region_id, t.endpoint, t.estimated_latency,
-                                   t.score)
+                return self.strategy.select(pool, request, self).target
         return self.route_full(request, exclude)
 
     def route_full(self, request: InferenceRequest,

@@ -30,7 +30,10 @@ class Strategy(Protocol):
     ``rng``, ``epoch_ns()``, ``clock`` and ``load`` (a LoadTracker).
 
     Treat the pool and its candidates as read-only: the router's candidate index shares
-    candidate objects between requests (:mod:`.index`)."""
+    candidate objects between requests (:mod:`.index`).
+
+    ``reads_latency`` (optional, True when absent): whether ``select`` reads the load
+    tracker's latency EWMA; a router keeps that EWMA only for a strategy that reads it."""
 
     name: str
 
@@ -154,6 +157,7 @@ class LeastLatency:
     """Reference: the best-ranked candidate ("highest composite score", Q-LEASTLAT)."""
 
     name = "least_latency"
+    reads_latency = False
 
     def select(self, pool, request, router):
         return pool[0]
@@ -165,6 +169,7 @@ class RoundRobin:
     stable pool is visited in strict rotation."""
 
     name = "round_robin"
+    reads_latency = False
 
     def __init__(self) -> None:
         self._last: dict[NodeId, int] = {}
@@ -185,6 +190,7 @@ class LeastConnections:
     outstanding requests at this gateway; ties go to the better-ranked node."""
 
     name = "least_connections"
+    reads_latency = False
 
     def select(self, pool, request, router):
         if not router.fixes.strategies:
@@ -199,6 +205,7 @@ class ConsistentHash:
     leaves, only about 1/N of keys move."""
 
     name = "consistent_hash"
+    reads_latency = False
 
     def __init__(self, vnodes: int = 64) -> None:
         self._rings = _RingCache(vnodes)
@@ -217,6 +224,7 @@ class WeightedRandom:
     (Q-WRANDOM); ``seeded_weighted_random`` fix: r from the router's seeded RNG."""
 
     name = "weighted_random"
+    reads_latency = False
 
     def select(self, pool, request, router):
         total_weight = 0.0
@@ -244,6 +252,7 @@ class Random:
     """Uniformly random candidate of the pool (seeded)."""
 
     name = "random"
+    reads_latency = False
 
     def select(self, pool, request, router):
         return pool[router.rng.randrange(len(pool))]
@@ -254,6 +263,7 @@ class PowerOfTwoChoices:
     better-ranked).  Mitzenmacher's power of two choices."""
 
     name = "power_of_two_choices"
+    reads_latency = False
 
     def __init__(self, d: int = 2) -> None:
         self.d = d
@@ -271,6 +281,7 @@ class LeastOutstanding:
     at random (seeded), so idle nodes share load instead of the top-ranked taking it all."""
 
     name = "least_outstanding"
+    reads_latency = False
 
     def select(self, pool, request, router):
         get = router.load.outstanding.get  # LoadTracker.count, inlined (hot path)
@@ -294,6 +305,7 @@ class PeakEwma:
     the better-ranked candidate."""
 
     name = "peak_ewma"
+    reads_latency = True
 
     def select(self, pool, request, router):
         now = router.clock.now_ns()
@@ -307,6 +319,7 @@ class BoundedLoadConsistentHash:
     ``ceil((1 + epsilon) * (total outstanding + 1) / nodes)``."""
 
     name = "bounded_load_consistent_hash"
+    reads_latency = False
 
     def __init__(self, epsilon: float = 0.25, vnodes: int = 64) -> None:
         if epsilon <= 0:

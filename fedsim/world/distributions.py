@@ -78,11 +78,12 @@ def _positive(param: str, value: Any) -> float:
     return x
 
 
-def _check_u(u: float) -> None:
-    # Catches a broken uniform source early: ppf(0) or ppf(1) would be -inf/inf or a
-    # math domain error far from the cause.
-    if not 0.0 < u < 1.0:
-        raise ValueError(f"ppf needs u in the open interval (0, 1), got {u!r}")
+def _bad_u(u: float) -> None:
+    """Raise for a ``u`` outside (0, 1).  Every ``ppf`` tests ``0.0 < u < 1.0`` inline (once
+    per request on the hot path) and calls this only when it fails: this catches a broken
+    uniform source early, since ppf(0) or ppf(1) would be -inf/inf or a math domain error
+    far from the cause."""
+    raise ValueError(f"ppf needs u in the open interval (0, 1), got {u!r}")
 
 
 def _set(obj: object, name: str, value: Any) -> None:
@@ -110,7 +111,8 @@ class Constant:
         return self.value
 
     def ppf(self, u: float) -> float:
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         return self.value
 
 
@@ -131,7 +133,8 @@ class Exponential:
         return rng.expovariate(self._rate)
 
     def ppf(self, u: float) -> float:
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         return -self.mean * math.log1p(-u)
 
 
@@ -160,7 +163,8 @@ class LogNormal:
         return math.exp(rng.gauss(self._mu, self._sigma))
 
     def ppf(self, u: float) -> float:
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         return math.exp(self._mu + self._sigma * _inv_cdf(u))
 
 
@@ -188,7 +192,8 @@ class Gamma:
         return rng.gammavariate(self._shape, self._scale)
 
     def ppf(self, u: float) -> float:
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         from scipy.special import gammaincinv  # lazy: scipy is heavy and only needed here
 
         return self._scale * float(gammaincinv(self._shape, u))
@@ -219,7 +224,8 @@ class Uniform:
         return self.low + self._width * rng.random()
 
     def ppf(self, u: float) -> float:
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         return self.low + self._width * u
 
 
@@ -252,7 +258,8 @@ class Empirical:
         return rng.choice(self.samples)
 
     def ppf(self, u: float) -> float:
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         n = len(self.samples)
         k = math.ceil(u * n)  # 1-based rank; clamp guards u*n rounding to 0 or n+
         return self.samples[min(max(k, 1), n) - 1]
@@ -287,7 +294,8 @@ class Normal:
 
     def ppf(self, u: float) -> float:
         # max() is monotone, so clipping the normal quantile is the clipped quantile.
-        _check_u(u)
+        if not 0.0 < u < 1.0:
+            _bad_u(u)
         x = self.mean + self.sd * _inv_cdf(u)
         return x if x > self.minimum else self.minimum
 

@@ -105,7 +105,9 @@ class GatewayReplica:
                           ns(g.backoff_cap), seed),
             self.router, clock=self.clock, fixes=fixes)
         self.gateway.on_attempt = self._on_attempt
+        self.gateway.share_targets = True  # the runners only read target.node_id
         self._infer = self.gateway.infer_with
+        self._exit = world.exit
         for grp in sc.nodes:
             for node_id in grp.node_ids():
                 for m in grp.models:
@@ -135,7 +137,7 @@ class GatewayReplica:
     def start(self, req) -> None:
         """Start one request through the retry loop as a :class:`Task` nobody waits for
         (open-loop arrivals; the same contract as a Task: the caller's last action before
-        it yields).  The request is recorded when the loop ends (:meth:`_exit`)."""
+        it yields).  The request is recorded when the loop ends (:meth:`World.exit`)."""
         Task(self.env, self._infer(req.request, self._attempt, self._backoff, req),
              self._exit, req)
 
@@ -148,16 +150,6 @@ class GatewayReplica:
             self._exit(req, None, err)
         else:
             self._exit(req, None, None)
-
-    def _exit(self, req, value, error: Optional[BaseException]) -> None:
-        """The retry loop of ``req`` ended: with its response (``error`` None) or raising
-        ``error``; a FederationError fails the request, anything else is a bug: re-raised."""
-        if error is None:
-            self.world.finish(req, "success", None)
-        elif isinstance(error, FederationError):
-            self.world.finish(req, "failed", error)
-        else:
-            raise error
 
     def _backoff(self, req, duration: int):
         """Backoff runner of the retry loop: simulated sleep, noted on the attempt row."""
@@ -229,7 +221,7 @@ class GatewayReplica:
         if out or (queue and queue[0][0] <= start):
             yield env.timeout(out)
         reason, wait, service, ttft, _ = yield from node.serve(
-            req.capability.key, self._u_service(key, attempt), key, attempt,
+            req.cap_key, self._u_service(key, attempt), key, attempt,
             req.input_tokens, req.output_tokens)
         if jitter is not None:
             back = net.one_way(node.region, self.region, self._u_jitter(key, 2 * attempt + 1))

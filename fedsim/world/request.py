@@ -11,7 +11,7 @@ class SimRequest:
     """One client request while it is in flight.  ``key`` identifies it for common random
     numbers: (workload index << 40) | sequence number within the workload."""
 
-    __slots__ = ("index", "key", "arrival", "workload", "gateway", "request", "origin",
+    __slots__ = ("index", "key", "arrival", "workload", "gateway", "request", "cap_key", "origin",
                  "input_tokens", "output_tokens", "attempts", "node", "region", "queue_wait",
                  "service", "network", "ttft", "last_attempt_row", "fail_reason")
 
@@ -24,6 +24,7 @@ class SimRequest:
         self.workload = workload
         self.gateway = gateway
         self.request = request
+        self.cap_key = request.capability.key  # read twice per request: once here
         self.origin = origin
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens

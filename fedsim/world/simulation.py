@@ -120,7 +120,7 @@ class Recorder:
         r = req.request
         qos = r.qos
         self._request_add((
-            req.index, r.request_id, req.workload, req.arrival, r.capability.key, r.tenant_id,
+            req.index, r.request_id, req.workload, req.arrival, req.cap_key, r.tenant_id,
             req.origin, qos.privacy, qos.cost_tolerance, req.gateway, status, error, end,
             req.ttft, req.attempts, req.node, req.region, req.queue_wait, req.service,
             req.network, req.input_tokens, req.output_tokens))
@@ -188,9 +188,18 @@ class World:
     def register(self, req: SimRequest) -> None:
         self.in_flight[req.index] = req
 
-    def finish(self, req: SimRequest, status: str, error: Optional[FederationError]) -> None:
+    def exit(self, req: SimRequest, value, error: Optional[BaseException]) -> None:
+        """A request's retry loop ended (the ``on_exit`` of its :class:`~.task.Task`): with
+        its response (``error`` None: a success) or raising ``error``.  Records it; a
+        FederationError fails the request, anything else is a bug and is re-raised."""
+        if error is None:
+            status, variant = "success", None
+        elif isinstance(error, FederationError):
+            status, variant = "failed", error.variant
+        else:
+            raise error
         self.in_flight.pop(req.index, None)
-        self.recorder.request(req, status, None if error is None else error.variant, self.env._now)
+        self.recorder.request(req, status, variant, self.env._now)
 
     # -------------------------------------------------------------- sampling
     def _sampler(self):

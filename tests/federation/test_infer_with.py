@@ -154,3 +154,92 @@ def test_same_decisions_as_infer_steps():
     steps, with_ = run_steps(), run_with()
     assert steps == with_
     assert [s[0] for s in steps[0]] == ["execute", "sleep", "execute", "sleep", "execute"]
+
+
+@pytest.mark.parametrize("excludes", [False, True])
+def test_shared_targets_same_decisions_and_no_copy(excludes):
+    """``share_targets``: the runner gets the router's shared target (no copy per attempt),
+    and the loop decides exactly as with copies, over a run with failures, retries and
+    (with retry_excludes_tried) exclusions."""
+    from fedsim.federation import Fixes
+
+    def run(share):
+        clock = ManualClock()
+        cat = ModelCatalog()
+        fixes = Fixes(retry_excludes_tried=excludes)
+        health = HealthChecker(clock=clock, fixes=fixes)
+        for n in ("n1", "n2", "n3", "n4"):
+            cat.register("m", n, "r", [GEN])
+            health.register_node(n)
+        router = Router(RouterConfig(strategy="least_outstanding", seed=3), cat, health,
+                        CircuitBreaker(clock=clock, fixes=fixes), clock=clock, fixes=fixes)
+        gw = FederationGateway(GatewayConfig(), router, clock=clock, fixes=fixes)
+        gw.share_targets = share
+        seen, targets = [], []
+
+        def execute(context, target, request, attempt, timeout):
+            targets.append(target)
+            clock.advance(1_000_000 * (1 + (context * 7 + attempt) % 5))
+            node = target.node_id
+            seen.append((context, str(node), attempt, target.estimated_latency, target.score))
+            if (context + attempt) % 3 == 0:
+                return Failure(NodeUnreachable(node), 1_000_000)
+            return Success(InferenceResponse(b"", node, 1_000_000, 1), 1_000_000)
+            yield
+
+        def sleep(context, duration):
+            clock.advance(duration)
+            return
+            yield
+
+        for i in range(60):
+            try:
+                drive(gw.infer_with(InferenceRequest(GEN, request_id=f"r{i}"), execute, sleep,
+                                    context=i))
+            except Exception as err:  # noqa: BLE001 - the error is part of the decisions
+                seen.append((i, type(err).__name__))
+        return seen, targets, router
+
+    copied, copies, _ = run(False)
+    shared, shares, router = run(True)
+    assert copied == shared
+    assert router.routes_indexed > 0
+    # shared: some target object is handed out more than once; copies: never
+    assert len({id(t) for t in shares}) < len(shares)
+    assert len({id(t) for t in copies}) == len(copies)
+
+
+def test_router_keeps_latency_ewma_only_for_a_strategy_that_reads_it():
+    from fedsim.federation.load import LoadTracker
+    from fedsim.federation.strategies import PeakEwma
+
+    def router(strategy, load=None):
+        clock = ManualClock()
+        return Router(RouterConfig(strategy=strategy), ModelCatalog(), HealthChecker(clock=clock),
+                      CircuitBreaker(clock=clock), clock=clock, load=load)
+
+    lo = router("least_outstanding")
+    assert lo.load.latency is False
+    lo.load.started("n1")
+    lo.load.finished("n1", 5_000_000, 10)
+    assert lo.load.count("n1") == 0 and lo.load.ewma_ms("n1") is None
+    assert router("peak_ewma").load.latency is True
+    # switching to a strategy that reads it starts the EWMA from then on
+    lo.strategy = PeakEwma()
+    assert lo.load.latency is True
+    lo.load.started("n1")
+    lo.load.finished("n1", 5_000_000, 20)
+    assert lo.load.ewma_ms("n1") == 5.0
+    # a tracker passed in is used as it is (tracks by default)
+    own = LoadTracker()
+    assert router("least_outstanding", load=own).load is own and own.latency is True
+
+    class Custom:  # a user strategy that says nothing: assumed to read it
+        name = "custom"
+
+        def select(self, pool, request, router):
+            return pool[0]
+
+    r = router("least_outstanding")
+    r.strategy = Custom()
+    assert r.load.latency is True
