@@ -293,11 +293,18 @@ class LeastOutstanding:
                 best, best_n = [c], n
             elif n == best_n:
                 best.append(c)
-        if len(best) == 1:
+        n = len(best)
+        if n == 1:
             return best[0]
-        # rng.randrange(n) for n >= 1 is rng._randbelow(n) after checking its argument:
-        # the same draw, without the checks (three routes in four tie in a lightly loaded world)
-        return best[router.rng._randbelow(len(best))]
+        # rng.randrange(n), spelled out (three routes in four tie in a lightly loaded world):
+        # CPython's rejection sampling over getrandbits(n.bit_length()), the same draws
+        # without randrange's argument checks and two calls
+        getrandbits = router.rng.getrandbits
+        k = n.bit_length()
+        r = getrandbits(k)
+        while r >= n:
+            r = getrandbits(k)
+        return best[r]
 
 
 class PeakEwma:

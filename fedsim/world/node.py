@@ -41,6 +41,11 @@ class Node:
         self.speed = speed
         self.services = services
         self._fallback = services.get("*")
+        # hot path: the inverse CDF of each distribution service (None: a model that reads
+        # tokens and batching, through ServiceTime)
+        self._ppf = {k: (m.dist.ppf if type(m) is DistributionService else None)
+                     for k, m in services.items()}
+        self._fallback_ppf = self._ppf.get("*")
         self.u_error = u_error  # keyed uniform (key, attempt) -> (0, 1) for error faults
         self.waiting: deque[simpy.Event] = deque()
         self.running = 0
@@ -141,14 +146,15 @@ class Node:
                 self._last_t = arrived
                 self.running = running = running + 1
             started = env._now
-            model = self.services.get(capability_key, self._fallback)
-            if model is None:
-                model = self.service_model(capability_key)  # raises the helpful KeyError
             scale = self.slow / (self.speed * self.throttle)
-            if type(model) is DistributionService:  # total only: skip the ServiceTime
+            ppf = self._ppf.get(capability_key, self._fallback_ppf)
+            if ppf is not None:  # a distribution service: total only, no ServiceTime
                 st = None
-                service = int(round(model.dist.ppf(u) * scale * 1e9))
+                service = int(round(ppf(u) * scale * 1e9))
             else:
+                model = self.services.get(capability_key, self._fallback)
+                if model is None:
+                    model = self.service_model(capability_key)  # raises the helpful KeyError
                 st = model.service(u, input_tokens, output_tokens, (running - 1) // self.gpus)
                 service = int(round(st.total * scale * 1e9))
             yield env.timeout(service)

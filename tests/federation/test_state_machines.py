@@ -13,6 +13,7 @@ the test's source), ``deadline=None`` and a modest ``max_examples``; every clock
 from __future__ import annotations
 
 import math
+import random
 from collections import Counter
 from typing import Optional
 
@@ -530,6 +531,26 @@ def test_least_outstanding_picks_a_minimum(data, n, seed):
     picks = Counter(router.route(_req()).node_id for _ in range(40 * len(minima)))
     assert set(picks) <= minima
     assert set(picks) == minima  # uniform tie-breaking reaches every minimum
+
+
+@_settings(40)
+@given(loads=st.lists(st.integers(0, 2), min_size=1, max_size=12), seed=st.integers(0, 10**6))
+def test_least_outstanding_tie_draw_is_randrange(loads, seed):
+    """The tie among the minima is drawn exactly as ``rng.randrange(len(ties))`` (the draw
+    is spelled out in the strategy; a different draw would change every seeded run)."""
+    router, nodes = _router(len(loads), "least_outstanding", seed=seed)
+    for node, load in zip(nodes, loads):
+        for _ in range(load):
+            router.load.started(node)
+    pool = router.pool(router.rank_candidates(router.build_candidates(GEN), _req()))
+    low = min(router.load.count(c.target.node_id) for c in pool)
+    ties = [c for c in pool if router.load.count(c.target.node_id) == low]
+    twin = random.Random()
+    twin.setstate(router.rng.getstate())
+    for _ in range(30):
+        picked = router.strategy.select(pool, _req(), router)
+        expected = ties[twin.randrange(len(ties))] if len(ties) > 1 else ties[0]
+        assert picked is expected
 
 
 @_settings(40)
