@@ -209,9 +209,10 @@ class FederationGateway:
         middlewares = self.middlewares
         for m in middlewares:
             m.before_route(request)
+        # (methods are called on their objects rather than bound once: a call through
+        # LOAD_METHOD allocates nothing, binding allocates a method object per request)
         router, health, breaker, clock = self.router, self.health_checker, self.circuit_breaker, self.clock
-        route = router.route_shared if self.share_targets else router.route
-        allow_request, now_ns = breaker.allow_request, clock.now_ns
+        share = self.share_targets
         load = router.load
         # request_started / request_finished count in-flight requests only under
         # real_health_metrics and are no-ops otherwise: skip the calls then
@@ -225,31 +226,33 @@ class FederationGateway:
         tried: Optional[list[NodeId]] = None  # made on the first failure
         for attempt in range(max_retries + 1):
             try:
-                target = route(request, set(tried or ()) if excludes else None)
+                exclude = set(tried or ()) if excludes else None
+                target = (router.route_shared(request, exclude) if share
+                          else router.route(request, exclude))
             except FederationError as err:
                 last_error = err
                 if observe is not None:
-                    t = now_ns()
+                    t = clock.now_ns()
                     observe(AttemptEvent(request, attempt, "route_error", None, t, t, err,
                                          context))
                 continue
             node = target.node_id
-            if not allow_request(node):
+            if not breaker.allow_request(node):
                 last_error = CircuitOpen(node)
                 if tried is None:
                     tried = []
                 tried.append(node)
                 if observe is not None:
-                    t = now_ns()
+                    t = clock.now_ns()
                     observe(AttemptEvent(request, attempt, "circuit_open", node, t, t, last_error,
                                          context))
                 continue
-            start = now_ns()
+            start = clock.now_ns()
             if in_flight:
                 health.request_started(node)
             load.started(node)
             outcome = yield from execute(context, target, request, attempt, timeout)
-            now = now_ns()
+            now = clock.now_ns()
             latency = now - start
             load.finished(node, latency, now)
             if in_flight:

@@ -106,8 +106,11 @@ class GatewayReplica:
             self.router, clock=self.clock, fixes=fixes)
         self.gateway.on_attempt = self._on_attempt
         self.gateway.share_targets = True  # the runners only read target.node_id
+        # bound once: the per-request start passes them on
         self._infer = self.gateway.infer_with
         self._exit = world.exit
+        self._run_attempt = self._attempt
+        self._run_backoff = self._backoff
         for grp in sc.nodes:
             for node_id in grp.node_ids():
                 for m in grp.models:
@@ -138,7 +141,7 @@ class GatewayReplica:
         """Start one request through the retry loop as a :class:`Task` nobody waits for
         (open-loop arrivals; the same contract as a Task: the caller's last action before
         it yields).  The request is recorded when the loop ends (:meth:`World.exit`)."""
-        Task(self.env, self._infer(req.request, self._attempt, self._backoff, req),
+        Task(self.env, self._infer(req.request, self._run_attempt, self._run_backoff, req),
              self._exit, req)
 
     def handle(self, req):
