@@ -8,14 +8,17 @@ computed per chunk by the table's ``objects`` function (see ``Recorder`` in
 :mod:`fedsim.world.simulation`).  When the chunk holds ``chunk_rows`` rows (4096: small
 enough to stay in the CPU caches), the *next* append converts it column-wise in one go (one
 C loop turns the tuples into a 2-D object array; numeric columns are cast with numpy, None
-becoming NaN, nanoseconds divided into seconds; strings are factorised with pandas) into a
-:class:`Chunk`, which the table then either
+becoming NaN, nanoseconds divided into seconds; strings are factorised with pandas, except
+that a column holding one value throughout the chunk, or none, as most do (workload,
+tenant, gateway, no error, ...), is recognised with one ``list.count``, see ``_same``) into
+a :class:`Chunk`, which the table then either
 
 * keeps (numeric columns as numpy arrays, strings as int32 codes into the chunk's values),
   ``frame()`` joining the chunks into the pandas DataFrame at the end of the run: a string
   column's categories are all chunks' values in a row when those are distinct (an id per
   request: no second hashing pass over cold strings), else those values factorised once, in
-  order of first appearance over the whole table either way; or
+  order of first appearance over the whole table either way, and pandas is not made to
+  check them again (``_distinct_dtype``); or
 * hands to a *sink* (streamed mode: :class:`ParquetSink` writes a parquet row group every
   ``ROW_GROUP_ROWS`` rows), keeping nothing, so memory does not grow with the run.
 
@@ -33,8 +36,12 @@ that has already been written raises ``RuntimeError``.
 A Ctrl-C during a conversion is held until the chunk is committed (see ``_no_interrupt``),
 so a table is never left with part of a chunk converted; an append itself is atomic.
 
-Cost (benchmarks/scaling.py ``recorder_append``): about 1 us per 22-column row, conversion
-and ``frame()`` included, against about 3.5-4 us for the previous per-cell ``array`` appends.
+Cost (benchmarks/scaling.py ``recorder_append``): about 1.4-1.5 us per 22-column row,
+conversion and ``frame()`` included (1.8 before the fast paths above, on the same noisy
+machine), against 3.7-3.9 us for the previous per-cell ``array`` appends.  In the benchmark
+world (benchmarks/world.py, 300 s, one attempt row per request) the chunk conversions and
+``frame()`` cost about 1.05 us per request (1.5 before): ``_request_objects`` 0.20,
+requests chunks 0.36, attempts chunks 0.19, requests ``frame()`` 0.25.
 """
 
 from __future__ import annotations
@@ -127,12 +134,15 @@ class Chunk:
         """Convert a 2-D object array, one row per table row, columns in schema order."""
         if obj.ndim != 2 or obj.shape[1] != len(schema):
             raise ValueError(f"rows must have {len(schema)} values (the schema's columns)")
-        cols = {}
+        n, cols = len(obj), {}
         for j, (name, kind) in enumerate(schema.items()):
             c = obj[:, j]
             if kind == "s":
-                codes, values = pd.factorize(c)
-                cols[name] = (codes.astype(np.int32), values)
+                cols[name] = _factorize(c)
+            elif kind in "ft" and n and c[0] is None and _same(c, None):  # e.g. no ttft
+                cols[name] = np.full(n, NAN)  # what the casts below give
+            elif kind == "i" and n and type(c[0]) is int and _same(c, c[0]):  # e.g. tokens
+                cols[name] = np.full(n, c[0], np.int64)  # what the cast gives any equal value
             elif kind == "f":
                 cols[name] = c.astype(np.float64)  # None -> NaN
             elif kind == "t":  # int ns -> s, each exactly as t / 1e9; None -> NaN
@@ -141,7 +151,7 @@ class Chunk:
                 cols[name] = c.astype(np.int64)    # None -> TypeError
             else:
                 cols[name] = c.astype(bool)
-        return cls(len(obj), cols, schema)
+        return cls(n, cols, schema)
 
     def arrow(self) -> list:
         """pyarrow arrays in schema order (strings dictionary-encoded)."""
@@ -159,6 +169,31 @@ class Chunk:
             else:
                 out.append(pa.array(c))
         return out
+
+
+def _same(column: np.ndarray, value: Any) -> bool:
+    """Whether every value of a (non-empty) object column is ``value``, or equal to it: the
+    last one is compared first (so a column that varies costs next to nothing), then all of
+    them with one ``list.count`` (in C, identity first; about 1 ns a value)."""
+    try:
+        return column[len(column) - 1] == value and column.tolist().count(value) == len(column)
+    except (TypeError, ValueError):  # a value that cannot say (pd.NA, an array)
+        return False
+
+
+def _factorize(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize(column)``, codes as int32.  Within a chunk most string columns hold one
+    value throughout (a run's workload, tenant, gateway, ...) or none at all (no error):
+    those are found at a fifth of the cost of pandas' hashing, and given what
+    ``pd.factorize`` gives them (equal values hash alike, so it too keeps the first)."""
+    n = len(column)
+    first = column[0] if n else None
+    if n and (first is None or isinstance(first, str)) and _same(column, first):
+        if first is None:
+            return np.full(n, -1, np.int32), np.empty(0, object)
+        return np.zeros(n, np.int32), np.array([first], dtype=object)
+    codes, values = pd.factorize(column)
+    return codes.astype(np.int32), values
 
 
 class Table:
@@ -290,22 +325,39 @@ class Table:
 
 
 def _categorical(chunks: list) -> pd.Categorical:
-    """One string column from its chunks' (codes, values).  All chunks' values in a row are
-    the categories when they are distinct (e.g. an id per row: no hashing beyond pandas'
-    own check); otherwise they are factorised once, which keeps the order of first
-    appearance over the table (a value first seen in chunk k is in no earlier chunk)."""
+    """One string column from its chunks' (codes, values).  The categories are all chunks'
+    values in a row when those are distinct (e.g. an id per row; always so for one chunk),
+    otherwise those values factorised once: either way in order of first appearance over
+    the table (a value first seen in chunk k is in no earlier chunk).  A chunk whose values
+    keep their places among the categories (e.g. a column with one value, or none) keeps its
+    codes as they are; the others' codes go through a lookup of their values' places.
+    Distinctness is pandas' own (``is_unique`` on the values as objects)."""
     values = np.concatenate([v for _, v in chunks]) if chunks else np.empty(0, object)
+    if len(chunks) > 1 and not pd.Index(values, dtype=object).is_unique:
+        table_codes, values = pd.factorize(values)
+    else:
+        table_codes = np.arange(len(values))
     offset, parts = 0, []
     for c, v in chunks:
-        parts.append(np.where(c >= 0, c + offset, -1))
+        places = table_codes[offset:offset + len(v)]
+        if (places != np.arange(len(v))).any():
+            c = np.append(places, -1).astype(np.int32)[c]  # -1 (missing) picks the last
+        parts.append(c)
         offset += len(v)
     codes = np.concatenate(parts) if parts else np.empty(0, np.int32)
-    categories = pd.Index(values)
-    if not categories.is_unique:
-        table_codes, values = pd.factorize(values)
-        codes = np.append(table_codes, -1)[codes]  # -1 (missing) picks the appended -1
-        categories = pd.Index(values)
-    return pd.Categorical.from_codes(codes.astype(np.int32), categories=categories)
+    return pd.Categorical.from_codes(codes, dtype=_distinct_dtype(pd.Index(values)),
+                                     validate=False)
+
+
+def _distinct_dtype(categories: pd.Index) -> pd.CategoricalDtype:
+    """The dtype ``Categorical.from_codes`` would give these categories, without checking
+    again that they are distinct and not missing (they come from ``pd.factorize``, or were
+    just found unique): pandas' check turns arrow-backed strings back into Python objects
+    to hash them, which for an id per request costs more than the rest of the column."""
+    fastpath = getattr(pd.CategoricalDtype, "_from_fastpath", None)  # pandas-internal
+    if fastpath is None:  # pragma: no cover - a pandas without it
+        return pd.CategoricalDtype(categories, ordered=False)
+    return fastpath(categories, ordered=False)
 
 
 def chunk_frame(chunk: Chunk) -> pd.DataFrame:

@@ -337,3 +337,213 @@ def test_recorded_requests_derive_latency_privacy_and_blank_failed_serving_value
     assert f["cost_tolerance"].tolist() == [7] * 3
     with pytest.raises(TypeError):
         rec.requests.set(2, "latency", 1.0)
+
+
+# ------------------------------------------- fast paths: the same as the generic conversion
+
+
+def generic_chunk(obj, schema):
+    """The conversion without fast paths (as before them): what every chunk must match."""
+    cols = {}
+    for j, (name, kind) in enumerate(schema.items()):
+        c = obj[:, j]
+        if kind == "s":
+            codes, values = pd.factorize(c)
+            cols[name] = (codes.astype(np.int32), values)
+        elif kind == "t":
+            cols[name] = c.astype(np.float64) / 1e9
+        else:
+            cols[name] = c.astype({"f": np.float64, "i": np.int64, "b": bool}[kind])
+    return cols
+
+
+def generic_categorical(chunks):
+    """The table-level join without fast paths: values checked distinct by pandas, else
+    factorised, codes remapped; categories validated by ``from_codes``."""
+    values = np.concatenate([v for _, v in chunks]) if chunks else np.empty(0, object)
+    offset, parts = 0, []
+    for c, v in chunks:
+        parts.append(np.where(c >= 0, c + offset, -1))
+        offset += len(v)
+    codes = np.concatenate(parts) if parts else np.empty(0, np.int32)
+    categories = pd.Index(values)
+    if not categories.is_unique:
+        table_codes, values = pd.factorize(values)
+        codes = np.append(table_codes, -1)[codes]
+        categories = pd.Index(values)
+    return pd.Categorical.from_codes(codes.astype(np.int32), categories=categories)
+
+
+def assert_same_chunk(got: dict, want: dict):
+    assert got.keys() == want.keys()
+    for name, w in want.items():
+        g = got[name]
+        if isinstance(w, tuple):
+            (gc, gv), (wc, wv) = g, w
+            assert gc.dtype == wc.dtype == np.int32 and gc.tolist() == wc.tolist(), name
+            assert isinstance(gv, np.ndarray) and gv.dtype == wv.dtype == object, name
+            assert gv.tolist() == wv.tolist(), name
+            assert [type(v) for v in gv] == [type(v) for v in wv], name
+            assert all(a is b for a, b in zip(gv, wv)), name  # the first of equal values
+        else:
+            assert g.dtype == w.dtype and g.tobytes() == w.tobytes(), name  # NaN bits too
+
+
+def assert_same_categorical(got, want):
+    assert got.dtype == want.dtype
+    assert got.categories.dtype == want.categories.dtype
+    assert list(got.categories) == list(want.categories)
+    assert got.codes.dtype == want.codes.dtype and got.codes.tolist() == want.codes.tolist()
+
+
+def fresh(text):
+    """An equal string that is not the same object."""
+    return "".join(list(text))
+
+
+SAME_BUT_NOT = [fresh("gpu-1") for _ in range(4)]
+assert SAME_BUT_NOT[0] is not SAME_BUT_NOT[1]
+
+
+@pytest.mark.parametrize("column", [
+    ["a"] * 5,                                         # one value (the same object)
+    SAME_BUT_NOT,                                      # equal values, not the same object
+    [NodeId("gpu-1"), "gpu-1", fresh("gpu-1")],        # equal values of two types: the first
+    ["gpu-1", NodeId("gpu-1"), "gpu-1"],
+    [None] * 4,                                        # no value at all
+    ["a"],
+    [None],
+    ["a", "b", "a"],                                   # same ends, not the same throughout
+    [None, "a", None],
+    ["a", None, "a"],
+    ["a", float("nan"), "a"],                          # NaN: missing, as pandas has it
+    [None, float("nan"), None],
+    ["a", pd.NA, "a"],                                 # a value that cannot say (== is NA)
+    [None, pd.NA, None],
+    ["b", "a", "c", "a"],                              # varies
+    [f"id-{k}" for k in range(6)],
+    [3, 3, 3],                                         # not strings: as pandas has them
+    [Ellipsis, Ellipsis],
+])
+def test_string_fast_path_is_pandas_factorize(column):
+    obj = np.empty((len(column), 1), dtype=object)
+    obj[:, 0] = column
+    got = Chunk.from_objects(obj, {"s": "s"}).columns
+    assert_same_chunk(got, generic_chunk(obj, {"s": "s"}))
+
+
+def test_numeric_fast_paths_are_the_casts():
+    """All-None float and time columns (NaN bits as the cast gives them), int columns with
+    one value (equal values of other types cast as they were), mixed and empty columns."""
+    schema = {"f": "f", "t": "t", "i": "i", "b": "b", "s": "s"}
+    cases = [
+        [(None, None, 5, True, "x")] * 3,
+        [(None, None, 1, False, None), (None, None, True, True, None), (None, None, 1.0, 1, None),
+         (None, None, np.int64(1), 0, None)],
+        [(0.0, 7, -3, True, "x"), (-0.0, None, -3, False, "y"), (None, 7, -3.0, True, "x")],
+        [(None, 2**62 + 7, 2**62 + 7, True, "x"), (1.5, 2**62 + 7, 2**62 + 7, True, "x")],
+        [(None, 0, 4, True, "x"), (0.5, 0, 5, True, "x"), (None, 0, 4, True, "x")],
+        [(2.5, 3, 9, True, "x")],
+    ]
+    for rows in cases:
+        obj = recorder_mod.to_object_array(rows)
+        assert_same_chunk(Chunk.from_objects(obj, schema).columns, generic_chunk(obj, schema))
+    empty = np.empty((0, len(schema)), dtype=object)
+    assert_same_chunk(Chunk.from_objects(empty, schema).columns, generic_chunk(empty, schema))
+    for rows in ([(None,)] * 3, [(1,), (None,)], [(2**70,), (2**70,)]):
+        obj = recorder_mod.to_object_array(rows)
+        for convert in (lambda: Chunk.from_objects(obj, {"i": "i"}),
+                        lambda: generic_chunk(obj, {"i": "i"})):
+            with pytest.raises((TypeError, OverflowError)) as err:
+                convert()
+            assert err.type is (TypeError if rows[0][0] is None or rows[1][0] is None
+                                else OverflowError)
+
+
+CHUNKED_COLUMNS = [
+    ["a"] * 4 + ["b", "a", "c", "b"],                  # one value in a chunk, not in the next
+    ["b", "a", "c", "b"] + ["a"] * 4,
+    [None] * 4 + ["a", None, "a", "a"],                # nothing, then something
+    ["a"] * 4 + [None] * 4 + ["a"] * 4,
+    ["a"] * 4 + ["b"] * 4 + [fresh("a")] * 4,          # a value seen again, equal not same
+    [None] * 12,
+    [f"id-{k}" for k in range(12)],                    # distinct over the table
+    [f"id-{k % 6}" for k in range(12)],                # distinct per chunk, not over it
+    ["x", "y", None, "x"] * 3,
+    [NodeId("n")] * 4 + ["n"] * 4 + ["m"] * 4,
+]
+
+
+@pytest.mark.parametrize("values", CHUNKED_COLUMNS)
+@pytest.mark.parametrize("chunk_rows", [1, 3, 4, 8, 64])
+def test_chunked_string_columns_as_the_generic_path_and_the_per_cell_recorder(values, chunk_rows):
+    new, old = Table({"s": "s"}, chunk_rows=chunk_rows), CellTable({"s": "s"})
+    chunks = []
+    new.listen(lambda c: chunks.append(c.columns["s"]))
+    for v in values:
+        new.append(v)
+        old.append(v)
+    new.flush()
+    for got, rows in zip(chunks, [values[k:k + chunk_rows]
+                                  for k in range(0, len(values), chunk_rows)]):
+        obj = np.empty((len(rows), 1), dtype=object)
+        obj[:, 0] = rows
+        assert_same_chunk({"s": got}, generic_chunk(obj, {"s": "s"}))
+    a, b = new.frame(), old.frame()
+    assert_same(a, b)
+    assert_same_categorical(a["s"].array, b["s"].array)
+    kept = [p["s"] for p in new._chunks]
+    assert_same_categorical(recorder_mod._categorical(kept), generic_categorical(kept))
+
+
+@pytest.mark.parametrize("n_chunks", [0, 1, 2, 5])
+def test_categorical_is_the_generic_join_whatever_the_chunks(n_chunks):
+    rng = np.random.default_rng(n_chunks)
+    pools = [["a"], [None], ["a", "b", None], [f"u{k}" for k in range(50)], ["b", "a"]]
+    chunks = []
+    for k in range(n_chunks):
+        pool = pools[int(rng.integers(len(pools)))]
+        column = np.empty(int(rng.integers(1, 40)), dtype=object)
+        column[:] = [pool[int(rng.integers(len(pool)))] for _ in range(len(column))]
+        chunks.append(recorder_mod._factorize(column))
+    assert_same_categorical(recorder_mod._categorical(chunks), generic_categorical(chunks))
+
+
+def generic_request_objects(rows):
+    """``_request_objects`` without its fast paths (element-wise, as before them)."""
+    from fedsim.world.simulation import _COL, _SERVED
+
+    obj = recorder_mod.to_object_array(rows)
+    arrival, end = obj[:, _COL["arrival"]], obj[:, _COL["latency"]]
+    done = end != None  # noqa: E711
+    obj[done, _COL["latency"]] = end[done] - arrival[done]
+    codes, levels = pd.factorize(obj[:, _COL["privacy"]])
+    obj[:, _COL["privacy"]] = np.array([p.name.lower() for p in levels], dtype=object)[codes]
+    failed = np.flatnonzero(obj[:, _COL["status"]] != "success")
+    obj[failed[:, None], _SERVED] = None
+    return obj
+
+
+@pytest.mark.parametrize("in_flight", [False, True])
+@pytest.mark.parametrize("privacies", ["one", "two"])
+@pytest.mark.parametrize("failed", [False, True])
+def test_request_objects_fast_paths_are_the_element_wise_derivation(in_flight, privacies,
+                                                                    failed):
+    """Every request done or not, one privacy level or several, all succeeded or not: the
+    derived columns (and so the requests chunk) are those of the element-wise code."""
+    from fedsim.federation.types import PrivacyLevel
+    from fedsim.world.simulation import REQUESTS, _request_objects
+
+    levels = [PrivacyLevel.INTERNAL] if privacies == "one" else [PrivacyLevel.INTERNAL,
+                                                                   PrivacyLevel.PUBLIC]
+    rows = []
+    for k in range(7):
+        status = "failed" if failed and k % 3 == 1 else "success"
+        end = None if in_flight and k == 5 else 10**9 * k + 12_345
+        rows.append((k, f"r-{k}", "w", 1000 * k, "generate", "t", "r", levels[k % len(levels)],
+                     50, "gw", status, None if status == "success" else "Timeout", end, None,
+                     1, NodeId("n1"), "r", 0, 2 * k, 7, 256, 128))
+    got, want = _request_objects(rows), generic_request_objects(rows)
+    assert got.shape == want.shape and got.tolist() == want.tolist()
+    assert [type(v) for v in got.ravel()] == [type(v) for v in want.ravel()]
+    assert_same_chunk(Chunk.from_objects(got, REQUESTS).columns, generic_chunk(got, REQUESTS))
