@@ -124,9 +124,10 @@ class GatewayReplica:
         self.breaker.on_transition = lambda n, a, b, t: rec.event(
             t, "circuit", self.name, str(n), a.debug_name, b.debug_name)
         # hot-path caches: nodes, base one-way delays (static), keyed-uniform functions
-        self._nodes = world.nodes
         self._net = net = world.network
-        self._hops = {n: (net.base_one_way(region, node.region), net.base_one_way(node.region, region))
+        # node id -> (node, base one-way delay there, and back)
+        self._hops = {n: (node, net.base_one_way(region, node.region),
+                          net.base_one_way(node.region, region))
                       for n, node in world.nodes.items()}
         self._node_names = {n: n for n in world.nodes}
         self._record_attempt = world.recorder.attempt
@@ -205,7 +206,7 @@ class GatewayReplica:
             return (yield from self._execute_with_timeout(req, target, attempt, timeout))
         env = self.env
         node_id = target.node_id
-        node: Node = self._nodes[node_id]
+        node, out, back = self._hops[node_id]
         net = self._net
         key = req.key
         start = env._now
@@ -216,7 +217,6 @@ class GatewayReplica:
                 req.fail_reason = "partitioned"
                 return outcome
             return outcome, "partitioned"
-        out, back = self._hops[node_id]
         jitter = net.jitter
         if jitter is not None:
             out = net.one_way(self.region, node.region, self._u_jitter(key, 2 * attempt))

@@ -65,3 +65,68 @@ def test_timeout_value_and_shortcuts_bound_on_the_instance():
     # its own class (no descriptor call per use)
     for name in ("process", "event", "all_of", "any_of"):
         assert name in env.__dict__
+
+
+@pytest.fixture
+def gc_settings():
+    """Leave the collector as the test found it."""
+    import gc
+
+    saved = gc.get_threshold()
+    yield gc
+    gc.set_threshold(*saved)
+
+
+def _threshold_during_run(env):
+    seen = []
+
+    def proc():
+        yield env.timeout(1)
+        import gc
+
+        seen.append(gc.get_threshold())
+
+    env.process(proc())
+    env.run()
+    return seen[0]
+
+
+def test_run_relaxes_the_young_collection_threshold_and_restores_it(gc_settings):
+    from fedsim.world import environment
+
+    gc_settings.set_threshold(900, 11, 12)
+    during = _threshold_during_run(Environment())
+    assert during == (environment.GC_YOUNG_THRESHOLD, 11, 12)
+    assert gc_settings.get_threshold() == (900, 11, 12)
+
+    # restored after a run that raises
+    env = Environment()
+
+    def failing():
+        yield env.timeout(1)
+        raise RuntimeError("boom")
+
+    env.process(failing())
+    with pytest.raises(RuntimeError, match="boom"):
+        env.run()
+    assert gc_settings.get_threshold() == (900, 11, 12)
+
+
+def test_relaxed_gc_never_lowers_nests_and_can_be_switched_off(gc_settings, monkeypatch):
+    from fedsim.world import environment
+
+    young = environment.GC_YOUNG_THRESHOLD
+    gc_settings.set_threshold(young * 3, 10, 10)  # already higher: left alone
+    assert _threshold_during_run(Environment())[0] == young * 3
+    gc_settings.set_threshold(0, 10, 10)  # automatic collection off: left off
+    assert _threshold_during_run(Environment())[0] == 0
+
+    gc_settings.set_threshold(700, 10, 10)
+    with environment.relaxed_gc():
+        with environment.relaxed_gc():  # e.g. a run in another thread
+            assert gc_settings.get_threshold()[0] == young
+        assert gc_settings.get_threshold()[0] == young  # the outer block still runs
+    assert gc_settings.get_threshold() == (700, 10, 10)
+
+    monkeypatch.setattr(environment, "GC_YOUNG_THRESHOLD", None)
+    assert _threshold_during_run(Environment()) == (700, 10, 10)
