@@ -56,7 +56,7 @@ def row(metric: str, fedsim: float, baseline: float, unit: str, target: str,
 def bench_world(quick: bool) -> tuple[list[dict], dict]:
     import world
 
-    sim = world.run_benchmark(duration=60.0 if quick else 300.0, repeat=3)
+    sim = world.run_benchmark(duration=60.0 if quick else 300.0, repeat=5)
     s, b = sim["whole_stack"], sim["bare_simpy_mmc"]
     r = row("whole stack, simulated requests/s (16 nodes, Poisson, exp. service, metrics on)",
             s["requests_per_s"], b["requests_per_s"], "req/s", ">= 0.5", sim["ratio"] >= 0.5,
