@@ -104,7 +104,7 @@ class GatewayReplica:
             GatewayConfig(g.max_retries, ns(g.inference_timeout), True, ns(g.backoff_base),
                           ns(g.backoff_cap), seed),
             self.router, clock=self.clock, fixes=fixes)
-        self.gateway.on_attempt = self._on_attempt
+        self.gateway.on_attempt = world.attempt  # records the attempt
         self.gateway.share_targets = True  # the runners only read target.node_id
         # bound once: the per-request start passes them on
         self._infer = self.gateway.infer_with
@@ -129,8 +129,6 @@ class GatewayReplica:
         self._hops = {n: (node, net.base_one_way(region, node.region),
                           net.base_one_way(node.region, region))
                       for n, node in world.nodes.items()}
-        self._node_names = {n: n for n in world.nodes}
-        self._record_attempt = world.recorder.attempt
         self._u_service = world.streams.uniform_fn("service")
         self._u_jitter = world.streams.uniform_fn("jitter")
         if fixes.active_probes:
@@ -161,19 +159,6 @@ class GatewayReplica:
             if req.last_attempt_row >= 0:
                 self.world.recorder.attempts.set(req.last_attempt_row, "backoff", duration / 1e9)
             yield self.env.timeout(duration)
-
-    def _on_attempt(self, ev) -> None:
-        req = ev.context
-        req.attempts += 1
-        err = ev.error
-        detail = req.fail_reason if ev.kind == "failure" else None
-        req.fail_reason = None
-        node = ev.node_id
-        if node is not None:  # the plain str (NodeId's str() is a Python-level call)
-            node = self._node_names.get(node) or str(node)
-        req.last_attempt_row = self._record_attempt(
-            req, ev.attempt, ev.kind, node, None if err is None else err.variant, detail,
-            ev.start, ev.end)
 
     def _execute_with_timeout(self, req, target, attempt: int, timeout: int):
         """``inference_timeout``: the attempt races a timer; on timeout it goes on at the

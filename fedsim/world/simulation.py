@@ -113,12 +113,6 @@ class Recorder:
         return {"requests": len(self.requests), "attempts": len(self.attempts),
                 "timeseries": len(self.timeseries), "events": len(self.events)}
 
-    def attempt(self, req: SimRequest, attempt: int, kind: str, node, error, detail,
-                start: int, end: int) -> int:
-        """Record an attempt (times in ns); returns its row (for ``attempts.set``)."""
-        return self._attempt_add((req.index, attempt, req.gateway, kind, node, error, detail,
-                                  start, end, 0.0))
-
     def event(self, t: int, category: str, source: str, subject: str, old: str, new: str) -> None:
         self._event_add((t, category, source, subject, old, new))
 
@@ -152,6 +146,7 @@ class World:
         self._own_sink = stream_to is not None and not isinstance(stream_to, ParquetSink)
         sink = ParquetSink(stream_to) if self._own_sink else stream_to
         self.recorder = Recorder(sink, self.seed)
+        self._attempt_add = self.recorder.attempts.add
         self.stats: Optional[RunStats] = None
         if sink is not None:
             self.stats = RunStats(warmup=scenario.warmup)
@@ -162,6 +157,7 @@ class World:
                                net.partition_timeout)
         self.nodes: dict[str, Node] = {}
         self.groups: dict[str, list[str]] = {}
+        self._node_names: dict[str, str] = {}
         for grp in scenario.nodes:
             services = {("*" if k == "*" else _cap_key(k)): make_service_model(v)
                         for k, v in grp.service.items()}
@@ -170,6 +166,7 @@ class World:
                 self.nodes[node_id] = Node(self.env, node_id, grp.region, grp.gpus, grp.max_batch,
                                            grp.max_queue, grp.speed, services,
                                            self.streams.uniform_fn("error"))
+                self._node_names[node_id] = node_id
         specs = scenario.gateways or [GatewaySpec(name=f"gw-{r.id}", region=r.id)
                                       for r in scenario.regions]
         self.gateways: dict[str, GatewayReplica] = {
@@ -196,6 +193,23 @@ class World:
 
     def register(self, req: SimRequest) -> None:
         self.in_flight[req.index] = req
+
+    def attempt(self, ev) -> None:
+        """A gateway's attempt ended (every replica's ``on_attempt`` observer; ``ev.context``
+        is the request): count it on the request and record its row in the attempts table,
+        the row's index kept on the request for the backoff that may follow.  ``detail``
+        is why a failed attempt failed (set on the request by the attempt runner)."""
+        req = ev.context
+        req.attempts += 1
+        err = ev.error
+        detail = req.fail_reason if ev.kind == "failure" else None
+        req.fail_reason = None
+        node = ev.node_id
+        if node is not None:  # the plain str (NodeId's str() is a Python-level call)
+            node = self._node_names.get(node) or str(node)
+        req.last_attempt_row = self._attempt_add((
+            req.index, ev.attempt, req.gateway, ev.kind, node,
+            None if err is None else err.variant, detail, ev.start, ev.end, 0.0))
 
     def exit(self, req: SimRequest, value, error: Optional[BaseException]) -> None:
         """A request's retry loop ended (the ``on_exit`` of its :class:`~.task.Task`): with
