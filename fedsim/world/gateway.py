@@ -10,9 +10,7 @@ attempt races a timer; with ``active_probes`` a process probes every node each i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
-
-import simpy
+from typing import TYPE_CHECKING
 
 from ..federation import (
     CircuitBreaker,

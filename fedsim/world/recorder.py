@@ -28,8 +28,9 @@ quantile sketches (:class:`fedsim.world.result.RunStats`).
 **Invariant for ``Table.set``.**  A chunk is converted at the append *after* it became full,
 never at the append that fills it, so the most recently appended row is always still in the
 in-memory chunk and can be overwritten with ``set(row, name, value)`` until the next append.
-The world relies on this: the gateway sets an attempt's ``backoff`` on the attempt row it
-has just appended, before any other attempt is appended (``GatewayReplica._backoff``).  In the
+The world relies on this: the gateway sets an attempt's ``backoff`` on the attempt row just
+appended for it (``World.attempt``), before any other attempt is appended
+(``GatewayReplica._backoff``).  In the
 kept (non-streamed) mode any earlier numeric cell can be set as well; in streamed mode a row
 that has already been written raises ``RuntimeError``.
 
