@@ -37,9 +37,10 @@ _MIRRORED = simpy.__version__.split(".")[0] == "4"
 """Whether the installed SimPy is the major version whose loop ``run`` mirrors."""
 
 GC_YOUNG_THRESHOLD: Optional[int] = 20_000
-"""The collector's young-generation threshold while an :class:`Environment` runs (Python's
-default is 700); None leaves the collector as it is.  Cycles are still collected, after
-20,000 net allocations instead of 700, so the garbage they hold stays bounded."""
+"""The collector's young-generation threshold while an :class:`Environment` runs in the main
+thread (Python's default is 700); None leaves the collector as it is.  Cycles are still
+collected, after 20,000 net allocations instead of 700, so the garbage they hold stays
+bounded."""
 
 _gc_lock = threading.Lock()
 _gc_runs = 0
@@ -50,7 +51,16 @@ _gc_saved: Optional[tuple[int, ...]] = None
 def relaxed_gc() -> Iterator[None]:
     """Raise the collector's young-generation threshold to :data:`GC_YOUNG_THRESHOLD` (never
     lower it) for the block; the settings in place before are restored when the last of
-    concurrent or nested blocks ends (runs in threads share the process's collector)."""
+    nested blocks ends.
+
+    Only in the main thread: the collector's settings belong to the whole process, and a
+    run in another thread is a guest of a host that may manage them (a Dask worker runs
+    tasks in threads and tunes its collector).  Relaxing it from Dask task threads made a
+    sweep client on that cluster die of Ctrl-C instead of cancelling its runs
+    (tests/cli/test_sweep_executors.py); the mechanism was not pinned down."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     global _gc_runs, _gc_saved
     with _gc_lock:
         if _gc_runs == 0:

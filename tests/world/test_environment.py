@@ -123,10 +123,19 @@ def test_relaxed_gc_never_lowers_nests_and_can_be_switched_off(gc_settings, monk
 
     gc_settings.set_threshold(700, 10, 10)
     with environment.relaxed_gc():
-        with environment.relaxed_gc():  # e.g. a run in another thread
+        with environment.relaxed_gc():  # e.g. a world run from a progress callback
             assert gc_settings.get_threshold()[0] == young
         assert gc_settings.get_threshold()[0] == young  # the outer block still runs
     assert gc_settings.get_threshold() == (700, 10, 10)
+
+    # a run in another thread leaves the process's collector to its host (e.g. Dask)
+    import threading
+
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(_threshold_during_run(Environment())))
+    t.start()
+    t.join()
+    assert seen == [(700, 10, 10)]
 
     monkeypatch.setattr(environment, "GC_YOUNG_THRESHOLD", None)
     assert _threshold_during_run(Environment()) == (700, 10, 10)
