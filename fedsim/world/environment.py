@@ -55,7 +55,7 @@ def relaxed_gc() -> Iterator[None]:
 
     Only in the main thread: the collector's settings belong to the whole process, and a
     run in another thread is a guest of a host that may manage them (a Dask worker runs
-    tasks in threads and tunes its collector).  Relaxing it from Dask task threads made a
+    tasks in threads).  Relaxing it from Dask task threads made a
     sweep client on that cluster die of Ctrl-C instead of cancelling its runs
     (tests/cli/test_sweep_executors.py); the mechanism was not pinned down."""
     if threading.current_thread() is not threading.main_thread():
