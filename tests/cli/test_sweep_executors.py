@@ -478,7 +478,10 @@ def test_scheduler_lost_midway_fails_the_runs_left(work):
 # --------------------------------------------------------------------------- Ctrl-C
 
 
-def _interrupt(work: Path, out: Path, *args: str) -> tuple[subprocess.Popen, str, str, float]:
+def _interrupt(work: Path, out: Path, *args: str,
+               running=None) -> tuple[subprocess.Popen, str, str, float]:
+    """Start the slow sweep, wait until its runs have started (``running()`` true, when
+    given: e.g. the cluster is processing them), then press Ctrl-C."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "fedsim.cli", "sweep", "slow.yaml", "--out", str(out),
          "--no-report", *args], cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -486,6 +489,9 @@ def _interrupt(work: Path, out: Path, *args: str) -> tuple[subprocess.Popen, str
     deadline = time.monotonic() + 60
     while not out.exists() and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    if running is not None:
+        while not running() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
     time.sleep(1.5)  # the runs have started, none can have finished (each takes minutes)
     sent = time.monotonic()
     proc.send_signal(signal.SIGINT)
@@ -513,8 +519,10 @@ def test_ctrl_c_on_a_running_cluster_cancels_its_tasks(work, cluster):
     returns at once, and the cluster is free again once the workers drop the runs they were
     in (here: the last test of the module, with runs of a few seconds)."""
     out = work / "interrupted-scheduler"
-    proc, stdout, stderr, took = _interrupt(work, out, "--scheduler", cluster,
-                                            "--set", "duration=30m")
+    with distributed.Client(cluster, set_as_default=False, timeout=30) as client:
+        proc, stdout, stderr, took = _interrupt(
+            work, out, "--scheduler", cluster, "--set", "duration=30m",
+            running=lambda: any(client.processing().values()))
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "interrupted: kept" in stderr
     assert took < 30
