@@ -145,7 +145,7 @@ class GatewayReplica:
         """Process: one request through the retry loop; records it when done (for
         closed-loop clients, which wait for it)."""
         try:
-            yield from self._infer(req.request, self._attempt, self._backoff, req)
+            yield from self._infer(req.request, self._run_attempt, self._run_backoff, req)
         except FederationError as err:
             self._exit(req, None, err)
         else:

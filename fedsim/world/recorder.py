@@ -10,7 +10,7 @@ enough to stay in the CPU caches), the *next* append converts it column-wise in 
 C loop turns the tuples into a 2-D object array; numeric columns are cast with numpy, None
 becoming NaN, nanoseconds divided into seconds; strings are factorised with pandas, except
 that a column holding one value throughout the chunk, or none, as most do (workload,
-tenant, gateway, no error, ...), is recognised with one ``list.count``, see ``_same``) into
+tenant, gateway, no error, ...), is recognised with one ``list.count``, see ``all_equal``) into
 a :class:`Chunk`, which the table then either
 
 * keeps (numeric columns as numpy arrays, strings as int32 codes into the chunk's values),
@@ -140,9 +140,9 @@ class Chunk:
             c = obj[:, j]
             if kind == "s":
                 cols[name] = _factorize(c)
-            elif kind in "ft" and n and c[0] is None and _same(c, None):  # e.g. no ttft
+            elif kind in "ft" and n and c[0] is None and all_equal(c, None):  # e.g. no ttft
                 cols[name] = np.full(n, NAN)  # what the casts below give
-            elif kind == "i" and n and type(c[0]) is int and _same(c, c[0]):  # e.g. tokens
+            elif kind == "i" and n and type(c[0]) is int and all_equal(c, c[0]):  # e.g. tokens
                 cols[name] = np.full(n, c[0], np.int64)  # what the cast gives any equal value
             elif kind == "f":
                 cols[name] = c.astype(np.float64)  # None -> NaN
@@ -172,7 +172,7 @@ class Chunk:
         return out
 
 
-def _same(column: np.ndarray, value: Any) -> bool:
+def all_equal(column: np.ndarray, value: Any) -> bool:
     """Whether every value of a (non-empty) object column is ``value``, or equal to it: the
     last one is compared first (so a column that varies costs next to nothing), then all of
     them with one ``list.count`` (in C, identity first; about 1 ns a value)."""
@@ -189,7 +189,7 @@ def _factorize(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``pd.factorize`` gives them (equal values hash alike, so it too keeps the first)."""
     n = len(column)
     first = column[0] if n else None
-    if n and (first is None or isinstance(first, str)) and _same(column, first):
+    if n and (first is None or isinstance(first, str)) and all_equal(column, first):
         if first is None:
             return np.full(n, -1, np.int32), np.empty(0, object)
         return np.zeros(n, np.int32), np.array([first], dtype=object)

@@ -16,7 +16,7 @@ from .faults import Fault
 from .gateway import GatewayReplica
 from .network import Network
 from .node import Node
-from .recorder import CHUNK_ROWS, ParquetSink, Table, to_object_array
+from .recorder import CHUNK_ROWS, ParquetSink, Table, all_equal, to_object_array
 from .request import SimRequest
 from .result import Result, RunStats, StreamInfo
 from .scenario import GatewaySpec, Scenario
@@ -51,7 +51,8 @@ def _request_objects(rows: list) -> np.ndarray:
     from them computed column-wise, per chunk: latency (from the end time), privacy
     names, and no serving-attempt values for requests that did not succeed.  A chunk in
     which every request is done, has one privacy level or succeeded (the usual case) is
-    recognised by a ``list.count`` (in C), cheaper than comparing element-wise."""
+    recognised by a ``list.count`` (in C, see :func:`.recorder.all_equal`), cheaper than
+    comparing element-wise."""
     obj = to_object_array(rows)
     n = len(obj)
     arrival, end = obj[:, _COL["arrival"]], obj[:, _COL["latency"]]
@@ -62,13 +63,13 @@ def _request_objects(rows: list) -> np.ndarray:
         obj[done, _COL["latency"]] = end[done] - arrival[done]
     privacy = obj[:, _COL["privacy"]]
     first = privacy[0] if n else None
-    if n and privacy.tolist().count(first) == n:
+    if n and all_equal(privacy, first):
         obj[:, _COL["privacy"]] = first.name.lower()
     else:
         codes, levels = pd.factorize(privacy)
         obj[:, _COL["privacy"]] = np.array([p.name.lower() for p in levels], dtype=object)[codes]
     status = obj[:, _COL["status"]]
-    if status.tolist().count("success") != n:
+    if n and not all_equal(status, "success"):
         failed = np.flatnonzero(status != "success")
         obj[failed[:, None], _SERVED] = None
     return obj
