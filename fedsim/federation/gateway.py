@@ -223,10 +223,10 @@ class FederationGateway:
         max_retries = self.config.max_retries
         timeout = self.config.inference_timeout if fixes.inference_timeout else None
         last_error: Optional[FederationError] = None
-        tried: Optional[list[NodeId]] = None  # made on the first failure
+        tried: list[NodeId] = []
         for attempt in range(max_retries + 1):
             try:
-                exclude = set(tried or ()) if excludes else None
+                exclude = set(tried) if excludes else None
                 target = (router.route_shared(request, exclude) if share
                           else router.route(request, exclude))
             except FederationError as err:
@@ -239,8 +239,6 @@ class FederationGateway:
             node = target.node_id
             if not breaker.allow_request(node):
                 last_error = CircuitOpen(node)
-                if tried is None:
-                    tried = []
                 tried.append(node)
                 if observe is not None:
                     t = clock.now_ns()
@@ -277,8 +275,6 @@ class FederationGateway:
             for m in middlewares:
                 m.on_error(request, error)
             last_error = error
-            if tried is None:
-                tried = []
             tried.append(node)
             if observe is not None:
                 observe(AttemptEvent(request, attempt, "failure", node, start, now, error, context))
